@@ -1,0 +1,179 @@
+"""The record: one ImageGeneration per task, with its inputs, outputs and every attempt."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.files.storage import Storage, storages
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from .conf import gptimage_settings
+from .domain.capabilities import MODES
+from .domain.errors import ErrorCode, error_info
+
+
+def get_storage() -> Storage:
+    """The storage for inputs and results (module level so migrations can reference it)."""
+    return storages[gptimage_settings.STORAGE]
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    CANCELED = "canceled", _("Canceled")
+
+
+class Phase(models.TextChoices):
+    QUEUED = "queued", _("Waiting for a worker")
+    SENDING = "sending", _("Sending the request")
+    WAITING = "waiting", _("Waiting for the image service")
+    RECEIVING = "receiving", _("Receiving the images")
+    STORING = "storing", _("Saving the images")
+    DONE = "done", _("Done")
+
+
+ErrorCodeChoices = models.TextChoices("ErrorCodeChoices", [(c.name, c.value) for c in ErrorCode])
+ModeChoices = models.TextChoices("ModeChoices", [(m.replace("-", "_").upper(), m) for m in MODES])
+
+FINISHED_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELED)
+
+
+class ImageGeneration(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="gptimage_generations",
+    )
+    source = models.CharField(max_length=32, blank=True, help_text=_("admin, widget, hook, cli, api…"))
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    provider = models.CharField(max_length=100)
+    model = models.CharField(max_length=100)
+    mode = models.CharField(max_length=20, choices=ModeChoices.choices, default="text-to-image")
+    ratio = models.CharField(max_length=10)
+    tier = models.CharField(max_length=4)
+    size = models.CharField(max_length=20, help_text=_("The size sent: WxH or auto."))
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    quality = models.CharField(max_length=10)
+    output_format = models.CharField(max_length=10)
+    output_compression = models.PositiveSmallIntegerField(null=True, blank=True)
+    background = models.CharField(max_length=12)
+    n = models.PositiveSmallIntegerField(default=1)
+    prompt = models.TextField()
+
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    phase = models.CharField(max_length=12, choices=Phase.choices, default=Phase.QUEUED)
+    error_code = models.CharField(max_length=32, choices=ErrorCodeChoices.choices, blank=True)
+    error_message = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    provider_request_id = models.CharField(max_length=200, blank=True)
+
+    estimated_cost = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    actual_cost = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    usage = models.JSONField(null=True, blank=True)
+
+    # Paid-for bytes not yet in storage live here (see "results are never lost" in docs).
+    spool_dir = models.CharField(max_length=500, blank=True)
+    preview = models.CharField(max_length=500, blank=True, help_text=_("Storage name of the latest partial image."))
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        verbose_name = _("image generation")
+        verbose_name_plural = _("image generations")
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="gptimage_status_heartbeat")]
+
+    def __str__(self) -> str:
+        return f"{self.prompt[:60]} ({self.ratio} {self.tier}, {self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+    @property
+    def editor_message(self) -> str:
+        """What to tell the editor about the outcome, in one sentence."""
+        if self.error_code:
+            return self.error_message or error_info(self.error_code).message
+        return str(self.get_phase_display()) if not self.is_finished else str(self.get_status_display())
+
+
+class GenerationInput(models.Model):
+    ROLE_IMAGE = "image"
+    ROLE_MASK = "mask"
+
+    generation = models.ForeignKey(ImageGeneration, on_delete=models.CASCADE, related_name="inputs")
+    role = models.CharField(max_length=8, choices=[(ROLE_IMAGE, _("image")), (ROLE_MASK, _("mask"))])
+    index = models.PositiveSmallIntegerField(default=0)
+    file = models.FileField(storage=get_storage, max_length=500)
+    original_name = models.CharField(max_length=255, blank=True)
+    format = models.CharField(max_length=10)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    size_bytes = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ("generation", "role", "index")
+        constraints = [
+            models.UniqueConstraint(fields=["generation", "role", "index"], name="gptimage_unique_input"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} {self.index}: {self.original_name or self.file.name}"
+
+
+class GeneratedImage(models.Model):
+    generation = models.ForeignKey(ImageGeneration, on_delete=models.CASCADE, related_name="images")
+    index = models.PositiveSmallIntegerField(default=0)
+    file = models.FileField(storage=get_storage, max_length=500)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    size_bytes = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    format = models.CharField(max_length=10)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("generation", "index")
+        constraints = [models.UniqueConstraint(fields=["generation", "index"], name="gptimage_unique_output")]
+
+    def __str__(self) -> str:
+        return self.file.name
+
+
+class GenerationAttempt(models.Model):
+    generation = models.ForeignKey(ImageGeneration, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveSmallIntegerField()
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=32, blank=True, help_text=_("succeeded, or an error code."))
+    error_message = models.TextField(blank=True)
+    provider_request_id = models.CharField(max_length=200, blank=True)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    retry_after = models.FloatField(null=True, blank=True)
+    will_retry = models.BooleanField(default=False)
+    maybe_billed = models.BooleanField(default=False)
+    worker = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ("generation", "number")
+        constraints = [models.UniqueConstraint(fields=["generation", "number"], name="gptimage_unique_attempt")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number}: {self.outcome or 'running'}"

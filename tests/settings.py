@@ -1,0 +1,83 @@
+"""Settings for the test suite.
+
+Defaults need nothing but Python: SQLite and an embedded Redis. ``DATABASE_URL`` and
+``REDIS_URL`` switch to real servers (CI runs the suite both ways).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import dj_database_url
+
+BASE_DIR = os.path.dirname(os.path.abspath(__file__))
+SECRET_KEY = "tests-only-not-secret"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ALLOWED_HOSTS = ["*"]
+ROOT_URLCONF = "tests.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_rq",
+    "django_gptimage",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL") or f"sqlite:///{os.path.join(tempfile.gettempdir(), 'gptimage-tests.sqlite3')}"
+    )
+}
+
+MEDIA_ROOT = tempfile.mkdtemp(prefix="gptimage-test-media-")
+STATIC_URL = "/static/"
+MEDIA_URL = "/media/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+if not os.environ.get("REDIS_URL"):
+    # Started once by the process that imports settings first (the pytest session); worker
+    # processes spawned by tests inherit REDIS_URL and join it.
+    from django_gptimage import embedded_redis
+
+    os.environ["REDIS_URL"] = embedded_redis.start()
+REDIS_URL = os.environ["REDIS_URL"]
+RQ_QUEUES = {
+    "gptimage": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 900},
+    "default": {"URL": REDIS_URL},
+}
+
+GPTIMAGE = {
+    "PROVIDER": "offline",
+    "SPOOL_DIR": tempfile.mkdtemp(prefix="gptimage-test-spool-"),
+}
