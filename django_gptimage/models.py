@@ -87,7 +87,9 @@ class ImageGeneration(models.Model):
 
     # Paid-for bytes not yet in storage live here (see "results are never lost" in docs).
     spool_dir = models.CharField(max_length=500, blank=True)
-    preview = models.CharField(max_length=500, blank=True, help_text=_("Storage name of the latest partial image."))
+    preview = models.CharField(
+        max_length=500, blank=True, help_text=_("Storage name of the latest partial image.")
+    )
     worker = models.CharField(max_length=200, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
@@ -173,7 +175,9 @@ class GenerationAttempt(models.Model):
 
     class Meta:
         ordering = ("generation", "number")
-        constraints = [models.UniqueConstraint(fields=["generation", "number"], name="gptimage_unique_attempt")]
+        constraints = [
+            models.UniqueConstraint(fields=["generation", "number"], name="gptimage_unique_attempt")
+        ]
 
     def __str__(self) -> str:
         return f"attempt {self.number}: {self.outcome or 'running'}"

@@ -83,7 +83,9 @@ def estimate_cost(
     image_tokens = sum(max(1, round(INPUT_IMAGE_TOKENS_1024 * p / (1024 * 1024))) for p in input_image_pixels)
     output_tokens = n * estimate_output_tokens(quality, width, height)
     total = (
-        text_tokens * prices.text_input + image_tokens * prices.image_input + output_tokens * prices.image_output
+        text_tokens * prices.text_input
+        + image_tokens * prices.image_input
+        + output_tokens * prices.image_output
     ) / MILLION
     return _round(total)
 
@@ -101,6 +103,8 @@ def actual_cost(
     image_tokens = int(details.get("image_tokens", max(0, input_tokens - text_tokens)))
     output_tokens = int(usage.get("output_tokens") or 0)
     total = (
-        text_tokens * prices.text_input + image_tokens * prices.image_input + output_tokens * prices.image_output
+        text_tokens * prices.text_input
+        + image_tokens * prices.image_input
+        + output_tokens * prices.image_output
     ) / MILLION
     return _round(total)

@@ -90,6 +90,11 @@ def size_problems(width: int, height: int, caps: ModelCapabilities) -> list[str]
     return problems
 
 
+def _ratio_text(ratio: Fraction) -> str:
+    """Fraction(1, 1) -> "1:1" (``str()`` would give "1")."""
+    return f"{ratio.numerator}:{ratio.denominator}"
+
+
 def _snap(value: float, multiple: int) -> int:
     return max(multiple, int(round(value / multiple)) * multiple)
 
@@ -112,7 +117,9 @@ def _flexible_size(ratio: Fraction, long_edge: int, caps: ModelCapabilities) -> 
 def resolve_size(ratio: str, tier: str, mode: str, caps: ModelCapabilities) -> SizeChoice:
     """Resolve the editor's ratio/tier/mode to the exact size ``caps.model`` would be asked for."""
 
-    def refuse(reason: str, width: int | None = None, height: int | None = None, field: str = "tier") -> SizeChoice:
+    def refuse(
+        reason: str, width: int | None = None, height: int | None = None, field: str = "tier"
+    ) -> SizeChoice:
         return SizeChoice(ratio, tier, mode, width, height, False, reason, field)
 
     if mode not in MODES:
@@ -125,13 +132,18 @@ def resolve_size(ratio: str, tier: str, mode: str, caps: ModelCapabilities) -> S
         if not caps.supports_auto_size:
             return refuse(f"{caps.model} needs an explicit size.", field="ratio")
         if tier != "1K":
-            return refuse("The 'auto' ratio lets the model pick a size of about 1K; choose a ratio for 2K or 4K.", field="ratio")
+            return refuse(
+                "The 'auto' ratio lets the model pick a size of about 1K; choose a ratio for 2K or 4K.",
+                field="ratio",
+            )
         return SizeChoice(ratio, tier, mode, None, None, True)
     parsed = parse_ratio(ratio)
     if parsed is None:
         return refuse(f"Unknown aspect ratio {ratio!r}; use a ratio such as 16:9.", field="ratio")
     if max(parsed, 1 / parsed) > caps.max_ratio:
-        return refuse(f"{ratio} is wider than {caps.max_ratio:g}:1, the most {caps.model} allows.", field="ratio")
+        return refuse(
+            f"{ratio} is wider than {caps.max_ratio:g}:1, the most {caps.model} allows.", field="ratio"
+        )
 
     if caps.fixed_sizes is not None:
         if tier != "1K":
@@ -139,16 +151,17 @@ def resolve_size(ratio: str, tier: str, mode: str, caps: ModelCapabilities) -> S
         for w, h in caps.fixed_sizes:
             if Fraction(w, h) == parsed:
                 return SizeChoice(ratio, tier, mode, w, h, True)
-        shapes = ", ".join(str(Fraction(w, h)).replace("/", ":") for w, h in caps.fixed_sizes)
+        shapes = ", ".join(_ratio_text(Fraction(w, h)) for w, h in caps.fixed_sizes)
         return refuse(f"{caps.model} only makes {shapes} images (or auto).", field="ratio")
 
     width, height = _flexible_size(parsed, TIER_LONG_EDGE[tier], caps)
     problems = size_problems(width, height, caps)
     if problems:
         if width * height > caps.max_pixels:
+            longer = "16:9 or wider" if parsed >= 1 else "9:16 or taller"
             return refuse(
                 f"{ratio} at {tier} would be {width}x{height} = {width * height:,} pixels, over the "
-                f"{caps.max_pixels:,}-pixel cap; choose 2K, or a ratio of 16:9 or wider.",
+                f"{caps.max_pixels:,}-pixel cap; choose 2K, or a ratio of {longer}.",
                 width,
                 height,
             )

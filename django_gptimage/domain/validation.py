@@ -6,7 +6,16 @@ from dataclasses import dataclass, field
 
 from .capabilities import BACKGROUNDS, MODES, get_capabilities
 from .policy import Policy
-from .sizes import AUTO, RATIOS, SizeChoice, parse_size, ratio_label, resolve_size, size_problems, tier_for_size
+from .sizes import (
+    AUTO,
+    RATIOS,
+    SizeChoice,
+    parse_size,
+    ratio_label,
+    resolve_size,
+    size_problems,
+    tier_for_size,
+)
 
 # Decoding more pixels than this from one input is refused as a likely decompression bomb.
 MAX_INPUT_PIXELS = 50_000_000
@@ -88,21 +97,31 @@ def validate(request: GenerationRequest, policy: Policy | None = None) -> Valida
     if caps is None:
         result.add("model", f"Unknown model {request.model!r}; use a GPT image model such as gpt-image-2.")
     elif not policy.allows_model(request.model):
-        result.add("model", f"This site does not allow {request.model}; choose one of {_choices(policy.models or ())}.")
+        result.add(
+            "model",
+            f"This site does not allow {request.model}; choose one of {_choices(policy.models or ())}.",
+        )
 
     prompt = request.prompt or ""
     if not prompt.strip():
         result.add("prompt", "Describe the image you want: the prompt is empty.", "required")
     elif caps and len(prompt) > caps.max_prompt_chars:
-        result.add("prompt", f"The prompt is {len(prompt):,} characters; the limit is {caps.max_prompt_chars:,}.")
+        result.add(
+            "prompt", f"The prompt is {len(prompt):,} characters; the limit is {caps.max_prompt_chars:,}."
+        )
 
     if request.mode not in MODES:
         result.add("mode", f"Unknown mode {request.mode!r}; choose one of {_choices(MODES)}.")
     elif caps and request.mode not in policy.effective_modes(caps):
-        result.add("mode", f"{request.mode} is not allowed here; choose one of {_choices(policy.effective_modes(caps))}.")
+        result.add(
+            "mode",
+            f"{request.mode} is not allowed here; choose one of {_choices(policy.effective_modes(caps))}.",
+        )
 
     if request.background not in BACKGROUNDS:
-        result.add("background", f"Unknown background {request.background!r}; choose one of {_choices(BACKGROUNDS)}.")
+        result.add(
+            "background", f"Unknown background {request.background!r}; choose one of {_choices(BACKGROUNDS)}."
+        )
 
     if caps is None:
         _check_inputs(request, None, result)
@@ -110,10 +129,16 @@ def validate(request: GenerationRequest, policy: Policy | None = None) -> Valida
 
     qualities = policy.effective_qualities(caps)
     if request.quality not in qualities:
-        result.add("quality", f"Unknown or disallowed quality {request.quality!r}; choose one of {_choices(qualities)}.")
+        result.add(
+            "quality",
+            f"Unknown or disallowed quality {request.quality!r}; choose one of {_choices(qualities)}.",
+        )
     formats = policy.effective_formats(caps)
     if request.output_format not in formats:
-        result.add("output_format", f"Unknown or disallowed format {request.output_format!r}; choose one of {_choices(formats)}.")
+        result.add(
+            "output_format",
+            f"Unknown or disallowed format {request.output_format!r}; choose one of {_choices(formats)}.",
+        )
     elif request.background == "transparent" and request.output_format not in caps.transparent_formats:
         result.add(
             "background",
@@ -121,7 +146,9 @@ def validate(request: GenerationRequest, policy: Policy | None = None) -> Valida
         )
     if request.output_compression is not None:
         if request.output_format == "png":
-            result.add("output_compression", "Compression applies only to jpeg and webp; leave it empty for png.")
+            result.add(
+                "output_compression", "Compression applies only to jpeg and webp; leave it empty for png."
+            )
         elif not 0 <= request.output_compression <= 100:
             result.add("output_compression", f"Compression must be 0-100 (got {request.output_compression}).")
 
@@ -136,7 +163,9 @@ def validate(request: GenerationRequest, policy: Policy | None = None) -> Valida
     return result
 
 
-def _check_size(request: GenerationRequest, caps, policy: Policy, result: ValidationResult) -> SizeChoice | None:
+def _check_size(
+    request: GenerationRequest, caps, policy: Policy, result: ValidationResult
+) -> SizeChoice | None:
     mode = request.mode if request.mode in MODES else "text-to-image"
     if request.size:
         if request.size == AUTO:
@@ -146,30 +175,46 @@ def _check_size(request: GenerationRequest, caps, policy: Policy, result: Valida
             return SizeChoice(AUTO, "1K", mode, None, None, True)
         parsed = parse_size(request.size)
         if parsed is None:
-            result.add("size", f"{request.size!r} is not a size; write it as WIDTHxHEIGHT, for example 1536x864.")
+            result.add(
+                "size", f"{request.size!r} is not a size; write it as WIDTHxHEIGHT, for example 1536x864."
+            )
             return None
         problems = size_problems(*parsed, caps)
         for message in problems:
             result.add("size", message)
         tier = tier_for_size(*parsed)
+        label = ratio_label(*parsed)
+        if policy.ratios is not None and label not in policy.effective_ratios():
+            # An explicit size must not get round a policy that narrows the ratios.
+            result.add(
+                "size",
+                f"{request.size} is a {label} size, which is not allowed here; "
+                f"choose one of {_choices(policy.effective_ratios())}.",
+            )
         if tier not in policy.effective_tiers():
-            result.add("tier", f"{request.size} is a {tier} size, which is not allowed here.", "access_denied")
-        return None if problems else SizeChoice(ratio_label(*parsed), tier, mode, *parsed, True)
+            result.add(
+                "tier", f"{request.size} is a {tier} size, which is not allowed here.", "access_denied"
+            )
+        return None if problems else SizeChoice(label, tier, mode, *parsed, True)
 
     ratio, tier = request.ratio or "", request.tier or ""
     ok = True
-    if ratio not in RATIOS and ":" not in ratio:
+    if ratio not in RATIOS:
         result.add("ratio", f"Unknown aspect ratio {ratio!r}; choose one of {_choices(RATIOS)}.")
         ok = False
     elif ratio not in policy.effective_ratios():
-        result.add("ratio", f"{ratio} is not allowed here; choose one of {_choices(policy.effective_ratios())}.")
+        result.add(
+            "ratio", f"{ratio} is not allowed here; choose one of {_choices(policy.effective_ratios())}."
+        )
         ok = False
     if tier not in ("1K", "2K", "4K"):
         result.add("tier", f"Unknown resolution tier {tier!r}; choose one of 1K, 2K, 4K.")
         ok = False
     elif tier not in policy.effective_tiers():
         result.add(
-            "tier", f"{tier} is not unlocked here; choose one of {_choices(policy.effective_tiers())}.", "access_denied"
+            "tier",
+            f"{tier} is not unlocked here; choose one of {_choices(policy.effective_tiers())}.",
+            "access_denied",
         )
         ok = False
     if not ok:
@@ -184,7 +229,9 @@ def _check_size(request: GenerationRequest, caps, policy: Policy, result: Valida
 def _check_inputs(request: GenerationRequest, caps, result: ValidationResult) -> None:
     if request.mode == "text-to-image":
         if request.images:
-            result.add("images", "Input images are only used for image-to-image; switch the mode or remove them.")
+            result.add(
+                "images", "Input images are only used for image-to-image; switch the mode or remove them."
+            )
         if request.mask:
             result.add("mask", "A mask is only used for image-to-image.")
         return
@@ -205,7 +252,10 @@ def _check_inputs(request: GenerationRequest, caps, result: ValidationResult) ->
         max_mask = caps.max_mask_bytes if caps else 4 * 1024 * 1024
         if _check_image(mask, "mask", ("png",), max_mask, result):
             if not mask.has_alpha:
-                result.add("mask", f"The mask {mask.name!r} needs an alpha channel: transparent areas mark what to edit.")
+                result.add(
+                    "mask",
+                    f"The mask {mask.name!r} needs an alpha channel: transparent areas mark what to edit.",
+                )
             first = request.images[0]
             if first.format and (mask.width, mask.height) != (first.width, first.height):
                 result.add(
@@ -215,7 +265,9 @@ def _check_inputs(request: GenerationRequest, caps, result: ValidationResult) ->
                 )
 
 
-def _check_image(image: InputImage, field_name: str, formats, max_bytes: int, result: ValidationResult) -> bool:
+def _check_image(
+    image: InputImage, field_name: str, formats, max_bytes: int, result: ValidationResult
+) -> bool:
     if image.format is None:
         result.add(field_name, f"{image.name!r} is not an image file that can be read.")
         return False

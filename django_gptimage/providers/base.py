@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..domain.errors import ErrorCode, error_info
+from django_gptimage.domain.errors import ErrorCode, error_info
 
 ProgressCallback = Callable[[str, dict[str, Any]], None]
 
@@ -102,6 +102,20 @@ class Provider:
 
     def __init__(self, **options: Any) -> None:
         self.options = options
+
+    @classmethod
+    def from_settings(cls) -> Provider:
+        """Build the provider from ``GPTIMAGE`` (``PROVIDER_OPTIONS`` are passed as keywords)."""
+        from django_gptimage.conf import gptimage_settings
+
+        return cls(**gptimage_settings.PROVIDER_OPTIONS)
+
+    @classmethod
+    def settings_fingerprint(cls) -> tuple[Any, ...]:
+        """What, in the settings, makes a cached instance stale (never a secret in clear)."""
+        from django_gptimage.conf import gptimage_settings
+
+        return (repr(sorted(gptimage_settings.PROVIDER_OPTIONS.items())),)
 
     def generate(
         self, request: ProviderRequest, *, spool_dir: str, progress: ProgressCallback | None = None

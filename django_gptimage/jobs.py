@@ -1,0 +1,95 @@
+"""RQ glue: the job payload is the record id only, enqueued after the transaction commits.
+
+No prompt, image or key ever goes to Redis. Retries are scheduled by the runner's decision
+(``RunOutcome.retry_in``) with ``enqueue_in``, which needs a worker with a scheduler
+(``rqworker --with-scheduler`` or ``gptimage_worker``); the reaper also re-enqueues any due
+record that lost its job, so nothing waits forever if Redis was down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+
+from django_gptimage.conf import gptimage_settings
+
+logger = logging.getLogger("django_gptimage")
+
+
+class QueueUnavailable(Exception):
+    """Redis could not be reached; the record is saved and the reaper will enqueue it later."""
+
+    message = (
+        "The background queue is not reachable right now. The generation is saved and will start "
+        "automatically once the queue is back."
+    )
+
+    def __init__(self) -> None:
+        super().__init__(self.message)
+
+
+def job_id(generation_id: Any, attempt: int | None = None) -> str:
+    return f"gptimage:{generation_id}" + (f":{attempt}" if attempt else "")
+
+
+def get_queue() -> Any:
+    import django_rq
+
+    return django_rq.get_queue(gptimage_settings.QUEUE, default_timeout=gptimage_settings.JOB_TIMEOUT)
+
+
+def enqueue(generation_id: Any, *, delay: float | None = None, attempt: int | None = None) -> None:
+    """Put the job on the queue now (or in ``delay`` seconds). Raises QueueUnavailable."""
+    from redis.exceptions import RedisError
+
+    queue = get_queue()
+    kwargs = {"job_id": job_id(generation_id, attempt), "job_timeout": gptimage_settings.JOB_TIMEOUT,
+              "description": f"gptimage generation {generation_id}", "result_ttl": 3600, "failure_ttl": 7 * 86400}  # fmt: skip
+    try:
+        if delay:
+            queue.enqueue_in(timedelta(seconds=delay), run_job, str(generation_id), **kwargs)
+        else:
+            queue.enqueue(run_job, str(generation_id), **kwargs)
+    except RedisError as exc:
+        logger.error("gptimage could not enqueue %s: %s", generation_id, exc.__class__.__name__)
+        raise QueueUnavailable() from None
+
+
+def enqueue_on_commit(generation_id: Any) -> None:
+    """Enqueue once the surrounding transaction commits (a rolled-back save never starts a job)."""
+    transaction.on_commit(lambda: enqueue(generation_id))
+
+
+def remove_queued(generation_id: Any) -> None:
+    """Best effort: drop a canceled record's job from the queue (claim() ignores it anyway)."""
+    from redis.exceptions import RedisError
+    from rq.job import Job
+
+    queue = get_queue()
+    try:
+        for key in (job_id(generation_id),):
+            job = (
+                Job.fetch(key, connection=queue.connection)
+                if queue.connection.exists(f"rq:job:{key}")
+                else None
+            )
+            if job is not None and job.get_status() in ("queued", "scheduled", "deferred"):
+                job.cancel()
+    except RedisError:
+        logger.warning("gptimage could not remove job of %s from the queue", generation_id)
+
+
+def run_job(generation_id: str) -> str:
+    """The RQ job: run one attempt, schedule the next one if the runner asks for it."""
+    from django_gptimage.runner import run_generation
+
+    outcome = run_generation(generation_id)
+    if outcome.retry_in is not None:
+        # If Redis is gone the record stays queued with next_attempt_at; the reaper re-enqueues it.
+        with contextlib.suppress(QueueUnavailable):
+            enqueue(generation_id, delay=outcome.retry_in, attempt=outcome.generation.attempts + 1)
+    return outcome.generation.status

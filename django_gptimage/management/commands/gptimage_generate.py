@@ -1,0 +1,148 @@
+"""Run one generation from the command line: ``manage.py gptimage_generate --prompt "…"``.
+
+Exit status: 0 succeeded (or queued, without --wait), 1 the generation failed, 2 refused
+before sending (nothing sent, nothing billed).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from django_gptimage.domain.capabilities import BACKGROUNDS, FORMATS, QUALITIES
+from django_gptimage.domain.sizes import RATIOS, TIERS
+from django_gptimage.jobs import QueueUnavailable
+from django_gptimage.models import ImageGeneration, Status
+from django_gptimage.service import GenerationRefused, request_generation
+
+EXIT_FAILED = 1
+EXIT_REFUSED = 2
+
+
+def generation_summary(generation: ImageGeneration) -> dict[str, Any]:
+    images = list(generation.images.all())
+    width = generation.width or (images[0].width if images else None)
+    height = generation.height or (images[0].height if images else None)
+    cost = generation.actual_cost if generation.actual_cost is not None else None
+    return {
+        "id": str(generation.pk),
+        "status": generation.status,
+        "error_code": generation.error_code or None,
+        "error_message": generation.error_message or None,
+        "width": width,
+        "height": height,
+        "files": [image.file.name for image in images],
+        "provider_request_id": generation.provider_request_id or None,
+        "cost": str(cost) if cost is not None else None,
+        "estimated_cost": str(generation.estimated_cost) if generation.estimated_cost is not None else None,
+        "attempts": generation.attempts,
+        "model": generation.model,
+        "ratio": generation.ratio,
+        "tier": generation.tier,
+    }
+
+
+class Command(BaseCommand):
+    help = "Generate images with the configured provider, exactly as the admin would."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--prompt", required=True)
+        parser.add_argument("--model", help="Default: GPTIMAGE['MODEL'].")
+        parser.add_argument(
+            "--ratio", help=f"One of {', '.join(RATIOS)}. Default: GPTIMAGE['DEFAULT_RATIO']."
+        )
+        parser.add_argument("--tier", help=f"One of {', '.join(TIERS)}. Default: GPTIMAGE['DEFAULT_TIER'].")
+        parser.add_argument("--size", help="An explicit WIDTHxHEIGHT instead of --ratio/--tier.")
+        parser.add_argument("--quality", help=f"One of {', '.join(QUALITIES)}.")
+        parser.add_argument("--format", dest="output_format", help=f"One of {', '.join(FORMATS)}.")
+        parser.add_argument("--compression", type=int, help="0-100, jpeg and webp only.")
+        parser.add_argument("--background", help=f"One of {', '.join(BACKGROUNDS)}.")
+        parser.add_argument("--n", type=int, default=1, help="Number of images (default: %(default)s).")
+        parser.add_argument(
+            "--image", action="append", default=[], metavar="PATH", help="Input image (repeat)."
+        )
+        parser.add_argument(
+            "--mask", metavar="PATH", help="PNG mask with alpha, same size as the first image."
+        )
+        parser.add_argument("--wait", action="store_true", help="Wait for the final outcome.")
+        parser.add_argument("--sync", action="store_true", help="Run in this process instead of on a worker.")
+        parser.add_argument(
+            "--timeout", type=float, default=3600.0, help="Seconds --wait waits (%(default)s)."
+        )
+        parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            generation = request_generation(
+                prompt=options["prompt"], model=options["model"], ratio=options["ratio"], tier=options["tier"],
+                size=options["size"], quality=options["quality"], output_format=options["output_format"],
+                output_compression=options["compression"], background=options["background"], n=options["n"],
+                images=options["image"], mask=options["mask"], source="cli",
+                run_mode="sync" if options["sync"] else None,
+            )  # fmt: skip
+        except GenerationRefused as refused:
+            self._refused(refused, options)
+            sys.exit(EXIT_REFUSED)
+        except QueueUnavailable as exc:
+            self.stderr.write(self.style.ERROR(str(exc)))
+            sys.exit(EXIT_FAILED)
+        if options["wait"] and not generation.is_finished:
+            generation = self._wait(generation, options["timeout"])
+        self._report(generation, options)
+        if generation.status in (Status.FAILED, Status.CANCELED):
+            sys.exit(EXIT_FAILED)
+        if options["wait"] and generation.status != Status.SUCCEEDED:
+            sys.exit(EXIT_FAILED)
+
+    def _wait(self, generation: ImageGeneration, timeout: float) -> ImageGeneration:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            generation.refresh_from_db()
+            state = (generation.status, generation.phase, generation.error_code)
+            if state != last and self.verbosity >= 2:
+                self.stderr.write(f"{generation.status}: {generation.editor_message}")
+            last = state
+            if generation.is_finished:
+                return generation
+            time.sleep(0.25)
+        if generation.status == Status.QUEUED and generation.attempts == 0:
+            # Nothing picked it up: most likely no worker is running for the queue.
+            self.stderr.write(
+                self.style.WARNING("No worker picked the job up. Is `manage.py rqworker` running?")
+            )
+        return generation
+
+    def _refused(self, refused: GenerationRefused, options: dict[str, Any]) -> None:
+        if options["json"]:
+            payload = {
+                "id": None, "status": "refused", "error_code": refused.code.value,
+                "error_message": str(refused), "width": None, "height": None, "files": [],
+                "provider_request_id": None, "cost": None, "problems": refused.as_dict(),
+            }  # fmt: skip
+            self.stdout.write(json.dumps(payload))
+            return
+        self.stderr.write(self.style.ERROR("Refused before sending (nothing sent, nothing billed):"))
+        for problem in refused.problems:
+            self.stderr.write(f"  {problem.field}: {problem.message}")
+
+    def _report(self, generation: ImageGeneration, options: dict[str, Any]) -> None:
+        summary = generation_summary(generation)
+        if options["json"]:
+            self.stdout.write(json.dumps(summary))
+            return
+        style = {Status.SUCCEEDED: self.style.SUCCESS, Status.FAILED: self.style.ERROR}.get(
+            generation.status, self.style.WARNING
+        )
+        self.stdout.write(style(f"{generation.pk}: {generation.status}"))
+        if generation.error_code:
+            self.stdout.write(f"  {generation.error_code}: {generation.error_message}")
+        for name in summary["files"]:
+            self.stdout.write(f"  {name}")
+
+
+__all__ = ["Command", "generation_summary"]

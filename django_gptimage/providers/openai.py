@@ -1,0 +1,376 @@
+"""OpenAI's Images API over httpx, exactly as the published contract describes it.
+
+- ``POST /images/generations`` (JSON) for text-to-image, ``POST /images/edits`` (multipart)
+  for image-to-image. ``model`` is always sent; ``response_format`` and ``input_fidelity``
+  never are (GPT image models reject or ignore them and always answer base64).
+- Bodies are streamed: base64 images are decoded to spool files as they arrive.
+- HTTP status plus ``error.type``/``error.code`` map onto the closed error codes.
+- One pooled client per process and settings, so connections are reused between calls.
+- The API key lives only in the client's default headers: not in reprs, errors or records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+from typing import Any
+
+import httpx
+
+from django_gptimage.domain.errors import ErrorCode
+
+from ._b64stream import JSONImageReader, StreamFormatError, placeholder_index
+from ._sse import SSEImageReader
+from .base import ProgressCallback, Provider, ProviderError, ProviderRequest, ProviderResult, ResultFile
+
+CHUNK_SIZE = 256 * 1024
+MAX_ERROR_BODY = 64 * 1024
+RATE_LIMIT_HEADERS = (
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens",
+)
+
+
+class OpenAIProvider(Provider):
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str = "https://api.openai.com/v1",
+        organization: str | None = None,
+        project: str | None = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 600.0,
+        write_timeout: float = 120.0,
+        pool_timeout: float = 30.0,
+        max_connections: int = 256,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__()
+        self.base_url = base_url.rstrip("/")
+        headers = {"User-Agent": "django-gptimage"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        if organization:
+            headers["OpenAI-Organization"] = organization
+        if project:
+            headers["OpenAI-Project"] = project
+        self._client = httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(
+                connect=connect_timeout, read=read_timeout, write=write_timeout, pool=pool_timeout
+            ),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"<OpenAIProvider base_url={self.base_url!r}>"
+
+    @classmethod
+    def from_settings(cls) -> OpenAIProvider:
+        from django_gptimage.conf import gptimage_settings as s
+
+        return cls(
+            api_key=s.API_KEY,
+            base_url=s.BASE_URL,
+            organization=s.ORGANIZATION,
+            project=s.PROJECT,
+            connect_timeout=s.CONNECT_TIMEOUT,
+            read_timeout=s.READ_TIMEOUT,
+            write_timeout=s.WRITE_TIMEOUT,
+            pool_timeout=s.POOL_TIMEOUT,
+            max_connections=s.MAX_CONNECTIONS,
+            **s.PROVIDER_OPTIONS,
+        )
+
+    @classmethod
+    def settings_fingerprint(cls) -> tuple[Any, ...]:
+        from django_gptimage.conf import gptimage_settings as s
+
+        key_digest = hashlib.sha256((s.API_KEY or "").encode()).hexdigest()[:16]
+        return (
+            key_digest,
+            s.BASE_URL,
+            s.ORGANIZATION,
+            s.PROJECT,
+            s.CONNECT_TIMEOUT,
+            s.READ_TIMEOUT,
+            s.WRITE_TIMEOUT,
+            s.POOL_TIMEOUT,
+            s.MAX_CONNECTIONS,
+        ) + super().settings_fingerprint()
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- request -------------------------------------------------------------------------
+
+    def _fields(self, request: ProviderRequest) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "model": request.model,
+            "prompt": request.prompt,
+            "n": request.n,
+            "size": request.size,
+            "quality": request.quality,
+            "output_format": request.output_format,
+            "background": request.background,
+        }
+        if request.output_compression is not None and request.output_format != "png":
+            fields["output_compression"] = request.output_compression
+        if request.user:
+            fields["user"] = request.user
+        if request.partial_images:
+            fields["stream"] = True
+            fields["partial_images"] = request.partial_images
+        return fields
+
+    def generate(
+        self, request: ProviderRequest, *, spool_dir: str, progress: ProgressCallback | None = None
+    ) -> ProviderResult:
+        report = progress or (lambda phase, data: None)
+        os.makedirs(spool_dir, exist_ok=True)
+        fields = self._fields(request)
+        with contextlib.ExitStack() as stack:
+            if request.mode == "image-to-image":
+                files = []
+                key = "image" if len(request.images) == 1 else "image[]"
+                for image in request.images:
+                    handle = stack.enter_context(open(image.path, "rb"))
+                    files.append((key, (image.name, handle, image.content_type)))
+                if request.mask is not None:
+                    handle = stack.enter_context(open(request.mask.path, "rb"))
+                    files.append(("mask", (request.mask.name, handle, request.mask.content_type)))
+                data = {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in fields.items()}
+                http_request = self._client.build_request("POST", "/images/edits", data=data, files=files)
+            else:
+                http_request = self._client.build_request("POST", "/images/generations", json=fields)
+            report("sending", {})
+            return self._send(http_request, request, spool_dir, report)
+
+    def _send(
+        self, http_request: httpx.Request, request: ProviderRequest, spool_dir: str, report: ProgressCallback
+    ) -> ProviderResult:
+        report("waiting", {})
+        try:
+            response = self._client.send(http_request, stream=True)
+        except httpx.TimeoutException as exc:
+            # Nothing was sent when connecting or waiting for a pooled connection timed out.
+            code = (
+                ErrorCode.PROVIDER_ERROR
+                if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+                else ErrorCode.TIMEOUT
+            )
+            raise ProviderError(code, _timeout_detail(exc)) from None
+        except httpx.TransportError as exc:
+            raise ProviderError(
+                ErrorCode.PROVIDER_ERROR, f"connection failed: {exc.__class__.__name__}"
+            ) from None
+        try:
+            request_id = response.headers.get("x-request-id")
+            if response.status_code >= 400:
+                raise _error_from_response(response, request_id)
+            report("receiving", {"request_id": request_id})
+            content_type = response.headers.get("content-type", "")
+            if content_type.startswith("text/event-stream"):
+                result = self._read_stream(response, spool_dir, report, request_id)
+            else:
+                result = self._read_json(response, spool_dir, request_id)
+            result.request_id = request_id
+            result.extra["rate_limit"] = _rate_limit_headers(response)
+            if len(result.files) != request.n:
+                raise ProviderError(
+                    ErrorCode.BAD_RESPONSE,
+                    f"asked for {request.n} image(s), received {len(result.files)}",
+                    request_id=request_id,
+                )
+            return result
+        except httpx.TimeoutException as exc:
+            raise ProviderError(
+                ErrorCode.TIMEOUT, _timeout_detail(exc), request_id=response.headers.get("x-request-id")
+            ) from None
+        except (httpx.TransportError, httpx.StreamError) as exc:
+            raise ProviderError(
+                ErrorCode.BAD_RESPONSE,
+                f"the response was cut off ({exc.__class__.__name__})",
+                request_id=response.headers.get("x-request-id"),
+            ) from None
+        finally:
+            response.close()
+
+    def _read_json(self, response: httpx.Response, spool_dir: str, request_id: str | None) -> ProviderResult:
+        reader = JSONImageReader(lambda i: os.path.join(spool_dir, f"result-{i}.bin"))
+        try:
+            for chunk in response.iter_bytes(CHUNK_SIZE):
+                reader.feed(chunk)
+            document = reader.close()
+        except StreamFormatError as exc:
+            reader.abort()
+            raise ProviderError(ErrorCode.BAD_RESPONSE, str(exc), request_id=request_id) from None
+        except BaseException:
+            reader.abort()
+            raise
+        data = document.get("data")
+        if not isinstance(data, list) or not data:
+            raise ProviderError(ErrorCode.BAD_RESPONSE, "the response has no images", request_id=request_id)
+        files = []
+        for position, item in enumerate(data):
+            index = placeholder_index(item.get("b64_json")) if isinstance(item, dict) else None
+            if index is None or index >= len(reader.files):
+                raise ProviderError(
+                    ErrorCode.BAD_RESPONSE, "an image has no b64_json data", request_id=request_id
+                )
+            decoded = reader.files[index]
+            files.append(ResultFile(position, decoded.path, decoded.size_bytes, decoded.sha256))
+        return ProviderResult(
+            files=files,
+            usage=document.get("usage"),
+            size=document.get("size"),
+            quality=document.get("quality"),
+            background=document.get("background"),
+            output_format=document.get("output_format"),
+            created=document.get("created"),
+        )
+
+    def _read_stream(
+        self, response: httpx.Response, spool_dir: str, report: ProgressCallback, request_id: str | None
+    ) -> ProviderResult:
+        result = ProviderResult(files=[])
+
+        def on_event(event: dict[str, Any], decoded: list) -> None:
+            kind = str(event.get("type", ""))
+            if kind == "error" or "error" in event:
+                error = event.get("error") if isinstance(event.get("error"), dict) else event
+                raise _error_from_envelope(None, error, request_id)
+            if not decoded:
+                raise StreamFormatError(f"event {kind!r} has no image")
+            if kind.endswith(".partial_image"):
+                report("partial", {"path": decoded[0].path, "index": event.get("partial_image_index", 0)})
+            elif kind.endswith(".completed"):
+                d = decoded[0]
+                result.files.append(ResultFile(len(result.files), d.path, d.size_bytes, d.sha256))
+                result.usage = event.get("usage") or result.usage
+                for attr in ("size", "quality", "background", "output_format"):
+                    setattr(result, attr, event.get(attr) or getattr(result, attr))
+                result.created = event.get("created_at") or result.created
+
+        reader = SSEImageReader(lambda i: os.path.join(spool_dir, f"stream-{i}.bin"), on_event)
+        try:
+            for chunk in response.iter_bytes(CHUNK_SIZE):
+                reader.feed(chunk)
+            reader.close()
+        except StreamFormatError as exc:
+            reader.abort()
+            raise ProviderError(ErrorCode.BAD_RESPONSE, str(exc), request_id=request_id) from None
+        if not result.files:
+            raise ProviderError(
+                ErrorCode.BAD_RESPONSE,
+                "the stream ended before the image was complete",
+                request_id=request_id,
+            )
+        return result
+
+
+def _timeout_detail(exc: httpx.TimeoutException) -> str:
+    kind = {
+        httpx.ConnectTimeout: "connecting",
+        httpx.ReadTimeout: "waiting for the response",
+        httpx.WriteTimeout: "sending the request",
+        httpx.PoolTimeout: "waiting for a free connection",
+    }.get(type(exc), "the request")
+    return f"timed out {kind}"
+
+
+def _rate_limit_headers(response: httpx.Response) -> dict[str, str]:
+    return {h: response.headers[h] for h in RATE_LIMIT_HEADERS if h in response.headers}
+
+
+_DURATION = re.compile(
+    r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?$"
+)
+
+
+def _parse_duration(value: str) -> float | None:
+    """OpenAI's reset headers look like ``1s``, ``6m0s`` or ``250ms``."""
+    match = _DURATION.match(value.strip())
+    if not match or not any(match.groups()):
+        return None
+    h, m, s, ms = (float(g) if g else 0.0 for g in match.groups())
+    return h * 3600 + m * 60 + s + ms / 1000
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait, from ``retry-after-ms``, ``Retry-After`` or the rate-limit reset headers."""
+    headers = response.headers
+    with contextlib.suppress(ValueError):
+        if "retry-after-ms" in headers:
+            return float(headers["retry-after-ms"]) / 1000
+    with contextlib.suppress(ValueError):
+        if "retry-after" in headers:
+            return float(headers["retry-after"])
+    waits = [
+        _parse_duration(headers[h])
+        for h in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
+        if h in headers
+    ]
+    waits = [w for w in waits if w is not None]
+    return max(waits) if waits else None
+
+
+def _error_from_response(response: httpx.Response, request_id: str | None) -> ProviderError:
+    body = b""
+    with contextlib.suppress(httpx.HTTPError):
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > MAX_ERROR_BODY:
+                break
+    try:
+        error = json.loads(body).get("error") or {}
+    except (ValueError, AttributeError):
+        error = {}
+    return _error_from_envelope(response, error if isinstance(error, dict) else {}, request_id)
+
+
+def _error_from_envelope(
+    response: httpx.Response | None, error: dict[str, Any], request_id: str | None
+) -> ProviderError:
+    status = response.status_code if response is not None else None
+    code = str(error.get("code") or "")
+    kind = str(error.get("type") or "")
+    detail = str(error.get("message") or (f"HTTP {status}" if status else "error event"))[:500]
+    wait = retry_after(response) if response is not None else None
+    if (
+        code == "moderation_blocked"
+        or "moderation" in code
+        or kind == "image_generation_user_error"
+        and "safety" in detail
+    ):
+        mapped = ErrorCode.MODERATION_BLOCKED
+    elif status == 429:
+        mapped = ErrorCode.QUOTA_EXCEEDED if "insufficient_quota" in (code, kind) else ErrorCode.RATE_LIMITED
+    elif status in (401, 403):
+        mapped = ErrorCode.AUTH_FAILED
+    elif status == 404:
+        mapped = ErrorCode.CONFIGURATION_ERROR  # unknown model or wrong base URL
+    elif status is not None and 400 <= status < 500 and status not in (408, 409):
+        mapped = ErrorCode.INVALID_PARAMETERS
+    else:
+        mapped = ErrorCode.PROVIDER_ERROR
+    return ProviderError(
+        mapped,
+        detail,
+        request_id=request_id,
+        status=status,
+        retry_after=wait,
+        provider_code=code or kind or None,
+    )

@@ -1,0 +1,395 @@
+"""The one job runner: claim a queued record, call the provider, keep the bytes, store, record.
+
+``run_generation`` is what an RQ job (or the synchronous mode) executes. It never raises for
+a provider, storage or response failure: every outcome ends up on the record, and the caller
+gets back whether (and when) another attempt should be scheduled.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import close_old_connections, connection
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from django_gptimage.conf import gptimage_settings
+from django_gptimage.domain.errors import ErrorCode, error_info
+from django_gptimage.domain.pricing import actual_cost
+from django_gptimage.domain.retry import RetryOptions, retry_delay
+from django_gptimage.models import GeneratedImage, GenerationAttempt, ImageGeneration, Phase, Status
+from django_gptimage.providers import InputFile, ProviderError, ProviderRequest, ProviderResult, get_provider
+from django_gptimage.storage import ImageCheckError, check_image, result_name, save_file
+
+logger = logging.getLogger("django_gptimage")
+
+HEARTBEAT_INTERVAL = 15.0
+SCHEDULE_SKEW = timedelta(seconds=2)
+PROGRESS_PHASES = {"sending": Phase.SENDING, "waiting": Phase.WAITING, "receiving": Phase.RECEIVING}
+
+
+@dataclass
+class RunOutcome:
+    generation: ImageGeneration
+    retry_in: float | None = None  # seconds until the next attempt; None when nothing is left to do
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def retry_options() -> RetryOptions:
+    s = gptimage_settings
+    return RetryOptions(
+        max_attempts=s.MAX_ATTEMPTS,
+        backoff_base=s.RETRY_BACKOFF_BASE,
+        backoff_max=s.RETRY_BACKOFF_MAX,
+        retry_on_timeout=s.RETRY_ON_TIMEOUT,
+        requeue_abandoned=s.REQUEUE_ABANDONED,
+    )
+
+
+class _Heartbeat:
+    """One thread per process marks every in-flight record as alive, in a single UPDATE."""
+
+    def __init__(self) -> None:
+        self._ids: set[Any] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, pk: Any) -> None:
+        with self._lock:
+            self._ids.add(pk)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="gptimage-heartbeat", daemon=True)
+                self._thread.start()
+
+    def discard(self, pk: Any) -> None:
+        with self._lock:
+            self._ids.discard(pk)
+
+    def _run(self) -> None:
+        event = threading.Event()
+        while not event.wait(HEARTBEAT_INTERVAL):
+            with self._lock:
+                ids = list(self._ids)
+            if not ids:
+                continue
+            try:
+                ImageGeneration.objects.filter(pk__in=ids, status=Status.RUNNING).update(
+                    heartbeat_at=timezone.now()
+                )
+            except Exception:  # noqa: BLE001 - a missed beat is not fatal
+                logger.warning("gptimage heartbeat failed", exc_info=True)
+            finally:
+                connection.close()
+
+
+heartbeat = _Heartbeat()
+
+
+def _update(generation: ImageGeneration, **fields: Any) -> None:
+    for name, value in fields.items():
+        setattr(generation, name, value)
+    generation.save(update_fields=[*fields, "updated_at"])
+
+
+def claim(generation_id: Any, worker: str) -> ImageGeneration | None:
+    """Atomically move a due, queued record to running; None if someone else has it (or it is done)."""
+    now = timezone.now()
+    ImageGeneration.objects.filter(pk=generation_id, status=Status.QUEUED, cancel_requested=True).update(
+        status=Status.CANCELED, phase=Phase.DONE, error_code=ErrorCode.CANCELED, finished_at=now,
+        error_message=error_info(ErrorCode.CANCELED).message,
+    )  # fmt: skip
+    claimed = (
+        ImageGeneration.objects.filter(pk=generation_id, status=Status.QUEUED, cancel_requested=False)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + SCHEDULE_SKEW))
+        .update(
+            status=Status.RUNNING,
+            phase=Phase.SENDING,
+            started_at=Coalesce(F("started_at"), now),
+            attempts=F("attempts") + 1,
+            worker=worker,
+            heartbeat_at=now,
+            next_attempt_at=None,
+        )
+    )
+    return ImageGeneration.objects.get(pk=generation_id) if claimed else None
+
+
+def run_generation(generation_id: Any, *, worker: str | None = None) -> RunOutcome:
+    close_old_connections()
+    worker = worker or worker_name()
+    generation = claim(generation_id, worker)
+    if generation is None:
+        return RunOutcome(ImageGeneration.objects.get(pk=generation_id))
+    attempt = GenerationAttempt.objects.create(
+        generation=generation, number=generation.attempts, started_at=timezone.now(), worker=worker
+    )
+    heartbeat.add(generation.pk)
+    try:
+        if generation.metadata.get("spooled"):
+            # The provider already delivered (and billed) these images: only store them.
+            return _store(generation, attempt, generation.metadata["spooled"])
+        return _call_provider(generation, attempt)
+    finally:
+        heartbeat.discard(generation.pk)
+
+
+def _provider_request(generation: ImageGeneration) -> ProviderRequest:
+    def to_file(inp: Any) -> InputFile:
+        return InputFile(
+            inp.original_name or os.path.basename(inp.file.name), _local_path(inp), _content_type(inp.format)
+        )
+
+    inputs = list(generation.inputs.all())
+    images = tuple(to_file(i) for i in inputs if i.role == "image")
+    masks = [to_file(i) for i in inputs if i.role == "mask"]
+    return ProviderRequest(
+        model=generation.model,
+        prompt=generation.prompt,
+        mode=generation.mode,
+        size=generation.size,
+        quality=generation.quality,
+        output_format=generation.output_format,
+        background=generation.background,
+        output_compression=generation.output_compression,
+        n=generation.n,
+        images=images,
+        mask=masks[0] if masks else None,
+        user=f"django-user-{generation.requested_by_id}" if generation.requested_by_id else None,
+        partial_images=gptimage_settings.PARTIAL_IMAGES,
+    )
+
+
+def _content_type(fmt: str) -> str:
+    return {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}.get(
+        fmt, "application/octet-stream"
+    )
+
+
+def _local_path(inp: Any) -> str:
+    """A local path for an input file, copying it out of remote storage into the spool if needed."""
+    try:
+        return inp.file.path
+    except NotImplementedError:
+        target = os.path.join(
+            gptimage_settings.SPOOL_DIR, str(inp.generation_id), "inputs", f"{inp.role}-{inp.index}"
+        )
+        if not os.path.exists(target):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with inp.file.open("rb") as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1024 * 1024)
+        return target
+
+
+def _call_provider(generation: ImageGeneration, attempt: GenerationAttempt) -> RunOutcome:
+    spool_dir = os.path.join(gptimage_settings.SPOOL_DIR, str(generation.pk), f"attempt-{attempt.number}")
+    progress = _Progress(generation)
+    try:
+        provider = get_provider(generation.provider)
+        result = provider.generate(_provider_request(generation), spool_dir=spool_dir, progress=progress)
+    except ProviderError as error:
+        shutil.rmtree(spool_dir, ignore_errors=True)
+        return _failed(generation, attempt, error)
+    except Exception as exc:  # noqa: BLE001 - an unexpected bug must still end the record
+        logger.exception("gptimage provider call crashed for %s", generation.pk)
+        shutil.rmtree(spool_dir, ignore_errors=True)
+        return _failed(generation, attempt, ProviderError(ErrorCode.PROVIDER_ERROR, exc.__class__.__name__))
+    return _received(generation, attempt, result, spool_dir, billable=getattr(provider, "billable", True))
+
+
+class _Progress:
+    """Provider progress -> the record's phase and preview, written only when it changes."""
+
+    def __init__(self, generation: ImageGeneration) -> None:
+        self.generation = generation
+
+    def __call__(self, phase: str, data: dict[str, Any]) -> None:
+        try:
+            if phase in PROGRESS_PHASES and self.generation.phase != PROGRESS_PHASES[phase]:
+                _update(self.generation, phase=PROGRESS_PHASES[phase])
+            elif phase == "partial" and data.get("path"):
+                name = f"gptimage/previews/{self.generation.pk}/partial-{data.get('index', 0)}.png"
+                checked = check_image(data["path"])
+                stored = save_file(
+                    data["path"], name.replace(".png", "." + _ext(checked.format)), checked.format
+                )
+                _update(self.generation, preview=stored)
+        except Exception:  # noqa: BLE001 - progress is best effort, the result is what matters
+            logger.warning("gptimage progress update failed for %s", self.generation.pk, exc_info=True)
+
+
+def _ext(fmt: str) -> str:
+    return {"jpeg": "jpg"}.get(fmt, fmt)
+
+
+def _received(
+    generation: ImageGeneration,
+    attempt: GenerationAttempt,
+    result: ProviderResult,
+    spool_dir: str,
+    *,
+    billable: bool,
+) -> RunOutcome:
+    """Record what was paid for and where its bytes are, before anything else can fail."""
+    cost = actual_cost(generation.model, result.usage, gptimage_settings.PRICES) if billable else None
+    spooled = [
+        {"index": f.index, "path": f.path, "sha256": f.sha256, "size_bytes": f.size_bytes}
+        for f in result.files
+    ]
+    metadata = {**generation.metadata, "spooled": spooled, "response": _response_meta(result)}
+    _update(
+        generation,
+        provider_request_id=result.request_id or "",
+        usage=result.usage,
+        actual_cost=cost if billable else 0,
+        spool_dir=spool_dir,
+        metadata=metadata,
+    )
+    attempt.provider_request_id = result.request_id or ""
+    attempt.maybe_billed = billable
+    attempt.save(update_fields=["provider_request_id", "maybe_billed"])
+    return _store(generation, attempt, spooled)
+
+
+def _response_meta(result: ProviderResult) -> dict[str, Any]:
+    meta = {k: getattr(result, k) for k in ("size", "quality", "background", "output_format", "created")}
+    meta.update({k: v for k, v in result.extra.items() if k == "rate_limit"})
+    return meta
+
+
+def _store(
+    generation: ImageGeneration, attempt: GenerationAttempt, spooled: list[dict[str, Any]]
+) -> RunOutcome:
+    _update(generation, phase=Phase.STORING)
+    generation.refresh_from_db(fields=["cancel_requested"])
+    if generation.cancel_requested and not gptimage_settings.KEEP_RESULT_AFTER_CANCEL:
+        _discard_spool(generation)
+        return _finish(generation, attempt, Status.CANCELED, ErrorCode.CANCELED)
+
+    problems: list[str] = []
+    checked = []
+    for item in spooled:
+        try:
+            image = check_image(item["path"])
+        except FileNotFoundError:
+            return _finish(
+                generation, attempt, Status.FAILED, ErrorCode.STORAGE_ERROR, "the kept image file is gone"
+            )
+        except ImageCheckError as exc:
+            _discard_spool(generation)
+            return _finish(generation, attempt, Status.FAILED, ErrorCode.BAD_RESPONSE, str(exc))
+        if image.format != generation.output_format:
+            problems.append(f"image {item['index'] + 1} is {image.format}, not {generation.output_format}")
+        if generation.width and (image.width, image.height) != (generation.width, generation.height):
+            problems.append(
+                f"image {item['index'] + 1} is {image.width}x{image.height}, not {generation.width}x{generation.height}"
+            )
+        checked.append((item, image))
+
+    try:
+        for item, image in checked:
+            if GeneratedImage.objects.filter(generation=generation, index=item["index"]).exists():
+                continue  # stored by an earlier attempt that failed later on
+            name = save_file(
+                item["path"], result_name(generation, index=item["index"], sha256=item["sha256"], fmt=image.format),
+                image.format,
+            )  # fmt: skip
+            GeneratedImage.objects.get_or_create(
+                generation=generation,
+                index=item["index"],
+                defaults={
+                    "file": name, "width": image.width, "height": image.height,
+                    "size_bytes": item["size_bytes"], "sha256": item["sha256"], "format": image.format,
+                },
+            )  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - any storage backend failure
+        logger.warning("gptimage storage failed for %s: %s", generation.pk, exc.__class__.__name__)
+        # The bytes stay in the spool: a retry stores them without calling the provider.
+        return _failed(generation, attempt, ProviderError(ErrorCode.STORAGE_ERROR, _storage_detail(exc)))
+
+    _discard_spool(generation)
+    if generation.cancel_requested:
+        return _finish(generation, attempt, Status.CANCELED, ErrorCode.CANCELED, "the images were kept")
+    if problems:
+        # Paid-for images are kept and shown, but the outcome is not what was asked for.
+        return _finish(generation, attempt, Status.FAILED, ErrorCode.BAD_RESPONSE, "; ".join(problems))
+    return _finish(generation, attempt, Status.SUCCEEDED)
+
+
+def _storage_detail(exc: Exception) -> str:
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
+
+
+def _discard_spool(generation: ImageGeneration) -> None:
+    if generation.spool_dir:
+        shutil.rmtree(os.path.dirname(generation.spool_dir), ignore_errors=True)
+    metadata = {k: v for k, v in generation.metadata.items() if k != "spooled"}
+    _update(generation, spool_dir="", metadata=metadata)
+
+
+def _failed(generation: ImageGeneration, attempt: GenerationAttempt, error: ProviderError) -> RunOutcome:
+    delay = retry_delay(error.code, generation.attempts, retry_options(), retry_after=error.retry_after)
+    attempt.http_status = error.status
+    attempt.retry_after = error.retry_after
+    attempt.provider_request_id = error.request_id or ""
+    attempt.maybe_billed = attempt.maybe_billed or error_info(error.code).maybe_billed
+    if error.request_id:
+        generation.provider_request_id = error.request_id
+    generation.refresh_from_db(fields=["cancel_requested"])
+    if delay is None or generation.cancel_requested:
+        outcome = _finish(generation, attempt, Status.FAILED, error.code, error.detail)
+        return outcome
+    attempt.will_retry = True
+    _end_attempt(attempt, error.code, error.message)
+    _update(
+        generation,
+        status=Status.QUEUED,
+        phase=Phase.QUEUED,
+        error_code=error.code,
+        error_message=f"{error.message} Next attempt in {delay:.0f} s.",
+        next_attempt_at=timezone.now() + timedelta(seconds=delay),
+        provider_request_id=generation.provider_request_id,
+        worker="",
+    )
+    return RunOutcome(generation, retry_in=delay)
+
+
+def _end_attempt(attempt: GenerationAttempt, outcome: str, message: str = "") -> None:
+    attempt.finished_at = timezone.now()
+    attempt.outcome = outcome
+    attempt.error_message = message
+    attempt.save()
+
+
+def _finish(
+    generation: ImageGeneration,
+    attempt: GenerationAttempt,
+    status: str,
+    code: ErrorCode | None = None,
+    detail: str = "",
+) -> RunOutcome:
+    message = ""
+    if code is not None:
+        message = error_info(code).message + (f" ({detail})" if detail else "")
+    _end_attempt(attempt, str(code or Status.SUCCEEDED), message)
+    _update(
+        generation,
+        status=status,
+        phase=Phase.DONE,
+        error_code=code or "",
+        error_message=message,
+        finished_at=timezone.now(),
+        provider_request_id=generation.provider_request_id,
+    )
+    return RunOutcome(generation)

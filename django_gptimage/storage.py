@@ -1,0 +1,96 @@
+"""Writing result (and input) images through Django's storage API, never overwriting."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.core.files import File
+from django.utils import timezone
+from PIL import Image
+
+from django_gptimage.conf import gptimage_settings
+from django_gptimage.inputs import FORMAT_TO_CONTENT_TYPE, FORMAT_TO_EXT, PIL_TO_FORMAT
+from django_gptimage.models import get_storage
+
+if TYPE_CHECKING:
+    from django_gptimage.models import ImageGeneration
+
+
+class ImageCheckError(ValueError):
+    """Bytes that are not a usable image of the expected kind."""
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    format: str
+    width: int
+    height: int
+
+
+class _NamedFile(File):
+    """A File with the content type storages such as S3 use for the object's Content-Type."""
+
+    def __init__(self, file: Any, name: str, content_type: str) -> None:
+        super().__init__(file, name)
+        self.content_type = content_type
+
+
+def check_image(path: str) -> CheckedImage:
+    """Open and verify the bytes with Pillow; raise ImageCheckError if they are not an image."""
+    try:
+        with Image.open(path) as image:
+            fmt = PIL_TO_FORMAT.get(image.format or "")
+            size = image.size
+            image.verify()  # checks structure and checksums without keeping pixels around
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types for broken data
+        raise ImageCheckError(f"not a readable image ({exc.__class__.__name__})") from None
+    if fmt not in FORMAT_TO_CONTENT_TYPE:
+        raise ImageCheckError(f"unexpected image format {fmt!r}")
+    return CheckedImage(fmt, size[0], size[1])
+
+
+def _context(generation: ImageGeneration, **extra: Any) -> dict[str, Any]:
+    target = (generation.metadata or {}).get("target") or {}
+    return {
+        "date": generation.created_at or timezone.now(),
+        "id": generation.pk,
+        "ratio": generation.ratio,
+        "ratio_slug": generation.ratio.replace(":", "x"),
+        "tier": generation.tier,
+        "model": generation.model,
+        "app_label": target.get("app_label", "gptimage"),
+        "model_name": target.get("model", "generation"),
+        **extra,
+    }
+
+
+def result_name(generation: ImageGeneration, *, index: int, sha256: str, fmt: str) -> str:
+    return gptimage_settings.UPLOAD_TO.format(
+        **_context(generation, index=index, hash=sha256[:12], ext=FORMAT_TO_EXT[fmt])
+    )
+
+
+def input_name(generation: ImageGeneration, *, role: str, index: int, fmt: str) -> str:
+    return gptimage_settings.INPUT_UPLOAD_TO.format(
+        **_context(generation, role=role, index=index, ext=FORMAT_TO_EXT.get(fmt, "bin"))
+    )
+
+
+def save_file(path: str, name: str, fmt: str) -> str:
+    """Save a local file under ``name`` (or a free variant of it) and return the stored name.
+
+    ``exists()`` is checked first because some backends (S3 with ``file_overwrite=True``)
+    would otherwise replace an object silently.
+    """
+    storage = get_storage()
+    candidate, n = name, 0
+    while storage.exists(candidate):
+        n += 1
+        root, ext = os.path.splitext(name)
+        candidate = f"{root}-{n}{ext}"
+    with open(path, "rb") as handle:
+        return storage.save(
+            candidate, _NamedFile(handle, os.path.basename(candidate), FORMAT_TO_CONTENT_TYPE[fmt])
+        )
