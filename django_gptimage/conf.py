@@ -67,7 +67,8 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_BACKOFF_MAX": 300.0,
     "RETRY_ON_TIMEOUT": False,
     "REQUEUE_ABANDONED": False,
-    "STALE_AFTER": 1200,
+    "STALE_AFTER": 120,  # seconds without a heartbeat before a running record counts as abandoned
+    "REAP_INTERVAL": 60,
     "KEEP_RESULT_AFTER_CANCEL": True,
 }
 

@@ -56,6 +56,10 @@ DATABASES = {
         os.environ.get("DATABASE_URL") or f"sqlite:///{os.path.join(tempfile.gettempdir(), 'gptimage-tests.sqlite3')}"
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not memory, so worker processes started by tests see the same test database.
+    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("GPTIMAGE_TEST_SQLITE") or os.path.join(
+        tempfile.gettempdir(), f"gptimage-test-{os.getpid()}.sqlite3")}
 
 MEDIA_ROOT = tempfile.mkdtemp(prefix="gptimage-test-media-")
 STATIC_URL = "/static/"
@@ -79,5 +83,9 @@ RQ_QUEUES = {
 
 GPTIMAGE = {
     "PROVIDER": "offline",
+    # Most tests run generations in-process; the job tests switch to "queue" with real workers.
+    "RUN_MODE": "sync",
+    "RETRY_BACKOFF_BASE": 0.05,
+    "RETRY_BACKOFF_MAX": 2.0,
     "SPOOL_DIR": tempfile.mkdtemp(prefix="gptimage-test-spool-"),
 }

@@ -1,0 +1,138 @@
+"""Nothing stays ``running`` or ``queued`` forever.
+
+- A ``running`` record whose worker stopped sending heartbeats (SIGKILL, OOM, a deploy) ends
+  as ``abandoned``, or goes back to the queue when ``REQUEUE_ABANDONED`` is set (the provider
+  may have billed the lost call: the attempt is marked ``maybe_billed``).
+- A due ``queued`` record without a job in Redis (Redis was down at enqueue time, or a
+  scheduled retry was lost) is enqueued again.
+
+Run it periodically: ``gptimage_worker`` schedules :func:`reap_job` itself; otherwise use
+``manage.py gptimage_reap --loop 60`` or cron ``manage.py gptimage_reap``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import Q
+from django.utils import timezone
+
+from django_gptimage.conf import gptimage_settings
+from django_gptimage.domain.errors import ErrorCode, error_info
+from django_gptimage.domain.retry import retry_delay
+from django_gptimage.models import GenerationAttempt, ImageGeneration, Phase, Status
+from django_gptimage.runner import retry_options
+
+logger = logging.getLogger("django_gptimage")
+REAPER_JOB_ID = "gptimage:reaper"
+ORPHAN_GRACE = timedelta(seconds=30)  # on_commit enqueue happens right after the insert
+
+
+@dataclass
+class ReapReport:
+    abandoned: list[str] = field(default_factory=list)
+    requeued: list[str] = field(default_factory=list)
+    reenqueued: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.abandoned or self.requeued or self.reenqueued)
+
+
+def reap(*, stale_after: float | None = None, dry_run: bool = False) -> ReapReport:
+    report = ReapReport()
+    now = timezone.now()
+    stale = now - timedelta(seconds=stale_after if stale_after is not None else gptimage_settings.STALE_AFTER)
+    running = ImageGeneration.objects.filter(status=Status.RUNNING).filter(
+        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, started_at__lt=stale)
+    )
+    for generation in running:
+        _abandon(generation, report, dry_run=dry_run)
+    if gptimage_settings.RUN_MODE == "queue":
+        _reenqueue_orphans(now, report, dry_run=dry_run)
+    if report:
+        logger.warning("gptimage reaper: %s", report)
+    return report
+
+
+def _abandon(generation: ImageGeneration, report: ReapReport, *, dry_run: bool) -> None:
+    delay = retry_delay(ErrorCode.ABANDONED, generation.attempts, retry_options())
+    if dry_run:
+        (report.requeued if delay is not None else report.abandoned).append(str(generation.pk))
+        return
+    info = error_info(ErrorCode.ABANDONED)
+    now = timezone.now()
+    GenerationAttempt.objects.filter(generation=generation, finished_at__isnull=True).update(
+        finished_at=now, outcome=ErrorCode.ABANDONED, error_message=info.message, maybe_billed=True,
+        will_retry=delay is not None,
+    )  # fmt: skip
+    fields: dict[str, Any] = {"error_code": ErrorCode.ABANDONED, "worker": "", "phase": Phase.DONE}
+    if delay is None:
+        fields.update(status=Status.FAILED, error_message=info.message, finished_at=now)
+    else:
+        fields.update(
+            status=Status.QUEUED, phase=Phase.QUEUED, next_attempt_at=now + timedelta(seconds=delay),
+            error_message=f"{info.message} It will be tried again (this may be billed twice).",
+        )  # fmt: skip
+    # Conditional on the heartbeat we judged, so a worker that just came back keeps its record.
+    updated = ImageGeneration.objects.filter(
+        pk=generation.pk, status=Status.RUNNING, heartbeat_at=generation.heartbeat_at
+    ).update(**fields)
+    if updated:
+        (report.requeued if delay is not None else report.abandoned).append(str(generation.pk))
+
+
+def _reenqueue_orphans(now: Any, report: ReapReport, *, dry_run: bool) -> None:
+    from redis.exceptions import RedisError
+
+    from django_gptimage import jobs
+
+    due = ImageGeneration.objects.filter(
+        status=Status.QUEUED, cancel_requested=False, updated_at__lt=now - ORPHAN_GRACE
+    )
+    due = due.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+    try:
+        queue = jobs.get_queue()
+        active = _active_generation_ids(queue)
+    except RedisError:
+        logger.warning("gptimage reaper: Redis is unreachable; orphaned queued records are left for later")
+        return
+    for generation in due.only("pk", "attempts"):
+        if str(generation.pk) in active:
+            continue
+        if not dry_run:
+            try:
+                jobs.enqueue(generation.pk, attempt=generation.attempts + 1 if generation.attempts else None)
+            except jobs.QueueUnavailable:
+                return
+            ImageGeneration.objects.filter(pk=generation.pk).update(updated_at=timezone.now())
+        report.reenqueued.append(str(generation.pk))
+
+
+def _active_generation_ids(queue: Any) -> set[str]:
+    """Record ids that have a job queued, scheduled or started in RQ."""
+    from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+
+    job_ids = set(queue.get_job_ids())
+    job_ids |= set(ScheduledJobRegistry(queue=queue).get_job_ids())
+    job_ids |= set(StartedJobRegistry(queue=queue).get_job_ids())
+    return {job.split(":")[1] for job in job_ids if job.startswith("gptimage:") and job != REAPER_JOB_ID}
+
+
+def reap_job() -> str:
+    """The periodic RQ job: reap, then schedule the next run (one at a time, fixed job id)."""
+    report = reap()
+    schedule_reaper()
+    return repr(report)
+
+
+def schedule_reaper(interval: float | None = None) -> None:
+    from django_gptimage import jobs
+
+    queue = jobs.get_queue()
+    interval = interval or gptimage_settings.REAP_INTERVAL
+    queue.enqueue_in(
+        timedelta(seconds=interval), reap_job, job_id=REAPER_JOB_ID, result_ttl=0, failure_ttl=3600
+    )
