@@ -20,6 +20,9 @@ from django_gptimage.conf import gptimage_settings
 logger = logging.getLogger("django_gptimage")
 
 
+JOB_PREFIX = "gptimage-"
+
+
 class QueueUnavailable(Exception):
     """Redis could not be reached; the record is saved and the reaper will enqueue it later."""
 
@@ -33,7 +36,16 @@ class QueueUnavailable(Exception):
 
 
 def job_id(generation_id: Any, attempt: int | None = None) -> str:
-    return f"gptimage:{generation_id}" + (f":{attempt}" if attempt else "")
+    # RQ accepts only letters, digits, "_" and "-" in job ids.
+    return f"{JOB_PREFIX}{generation_id}" + (f"-{attempt}" if attempt else "")
+
+
+def generation_id_of(job_id: str) -> str | None:
+    """The record id a job id of ours carries (a UUID is 36 characters), else None."""
+    if not job_id.startswith(JOB_PREFIX):
+        return None
+    candidate = job_id[len(JOB_PREFIX) : len(JOB_PREFIX) + 36]
+    return candidate if len(candidate) == 36 and candidate.count("-") == 4 else None
 
 
 def get_queue() -> Any:

@@ -27,7 +27,7 @@ from django_gptimage.models import GenerationAttempt, ImageGeneration, Phase, St
 from django_gptimage.runner import retry_options
 
 logger = logging.getLogger("django_gptimage")
-REAPER_JOB_ID = "gptimage:reaper"
+REAPER_JOB_ID = "gptimage_reaper"
 ORPHAN_GRACE = timedelta(seconds=30)  # on_commit enqueue happens right after the insert
 
 
@@ -118,7 +118,9 @@ def _active_generation_ids(queue: Any) -> set[str]:
     job_ids = set(queue.get_job_ids())
     job_ids |= set(ScheduledJobRegistry(queue=queue).get_job_ids())
     job_ids |= set(StartedJobRegistry(queue=queue).get_job_ids())
-    return {job.split(":")[1] for job in job_ids if job.startswith("gptimage:") and job != REAPER_JOB_ID}
+    from django_gptimage.jobs import generation_id_of
+
+    return {pk for pk in map(generation_id_of, job_ids) if pk}
 
 
 def reap_job() -> str:
