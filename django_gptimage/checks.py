@@ -1,1 +1,453 @@
+"""System checks for ``settings.GPTIMAGE`` (run by ``manage.py check`` and at startup).
+
+Every id is listed with its meaning and fix in docs/checks.md. Messages never contain the API
+key: at most they say whether one is set.
+"""
+
 from __future__ import annotations
+
+import difflib
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from django.apps import AppConfig
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+
+from .conf import DEFAULTS, gptimage_settings
+from .domain.capabilities import FORMATS, KNOWN_MODELS, MODES, QUALITIES, ModelCapabilities, get_capabilities
+from .domain.policy import Policy
+from .domain.sizes import RATIOS, TIERS, resolve_size
+
+_POLICY_KEYS = {
+    "models": "ALLOWED_MODELS",
+    "modes": "ALLOWED_MODES",
+    "ratios": "ALLOWED_RATIOS",
+    "tiers": "ALLOWED_TIERS",
+    "qualities": "ALLOWED_QUALITIES",
+    "formats": "ALLOWED_FORMATS",
+}
+_RUN_MODES = ("queue", "sync")
+
+
+@register("django_gptimage")
+def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """All checks of the ``GPTIMAGE`` setting, in id order."""
+    raw = getattr(settings, "GPTIMAGE", None)
+    if raw is not None and not isinstance(raw, dict):
+        return [
+            Error(
+                f"settings.GPTIMAGE must be a dict, not {type(raw).__name__}.",
+                hint='Write GPTIMAGE = {"MODEL": "gpt-image-2", ...}; see docs/settings.md.',
+                id="django_gptimage.E008",
+            )
+        ]
+    messages: list[CheckMessage] = []
+    messages += _check_provider()
+    messages += _check_model()
+    messages += _check_api_key()
+    messages += _check_storage()
+    messages += _check_queue()
+    policy_messages = _check_policy()
+    messages += policy_messages
+    messages += _check_base_url()
+    messages += _check_keys()
+    messages += _check_run_mode()
+    messages += _check_spool_dir()
+    if not policy_messages:
+        messages += _check_pillow_formats()
+        messages += _check_defaults()
+    return messages
+
+
+# E001 -----------------------------------------------------------------------------------------
+
+
+def _check_provider() -> list[CheckMessage]:
+    from .providers import PROVIDERS, get_provider_class
+
+    name = gptimage_settings.PROVIDER
+    if not isinstance(name, str):
+        return [
+            Error(
+                f"GPTIMAGE['PROVIDER'] must be a string, not {type(name).__name__}.",
+                hint=f"Use one of {sorted(PROVIDERS)} or a dotted path to a Provider subclass.",
+                id="django_gptimage.E001",
+            )
+        ]
+    if name in PROVIDERS:
+        # Built-in providers are imported when first used (the openai one may need an extra).
+        return []
+    try:
+        get_provider_class(name)
+    except ImproperlyConfigured as exc:
+        return [
+            Error(
+                str(exc),
+                hint=f"Use one of {sorted(PROVIDERS)} or a dotted path to a subclass of "
+                "django_gptimage.providers.Provider.",
+                obj=name,
+                id="django_gptimage.E001",
+            )
+        ]
+    return []
+
+
+# E002 -----------------------------------------------------------------------------------------
+
+
+def _known_models_text() -> str:
+    return ", ".join(KNOWN_MODELS)
+
+
+def _check_model() -> list[CheckMessage]:
+    model = gptimage_settings.MODEL
+    if isinstance(model, str) and get_capabilities(model) is not None:
+        return []
+    return [
+        Error(
+            f"GPTIMAGE['MODEL'] = {model!r} is not a GPT image model django-gptimage knows.",
+            hint=f"Use one of {_known_models_text()} (dated snapshots such as gpt-image-2-2026-04-21 work too).",
+            id="django_gptimage.E002",
+        )
+    ]
+
+
+# E003 -----------------------------------------------------------------------------------------
+
+
+def _uses_openai(provider: Any) -> bool:
+    from .providers import PROVIDERS
+
+    return provider == "openai" or provider == PROVIDERS["openai"]
+
+
+def _check_api_key() -> list[CheckMessage]:
+    if not _uses_openai(gptimage_settings.PROVIDER):
+        return []
+    if gptimage_settings.API_KEY:
+        return []
+    return [
+        Error(
+            "The openai provider is selected but no API key is set.",
+            hint="Set the OPENAI_API_KEY environment variable (or GPTIMAGE['API_KEY'], read from the "
+            "environment or a secrets file, never committed), or use PROVIDER 'offline' for development.",
+            id="django_gptimage.E003",
+        )
+    ]
+
+
+# E004 -----------------------------------------------------------------------------------------
+
+
+def _check_storage() -> list[CheckMessage]:
+    alias = gptimage_settings.STORAGE
+    storages = getattr(settings, "STORAGES", None) or {}
+    if isinstance(alias, str) and alias in storages:
+        return []
+    return [
+        Error(
+            f"GPTIMAGE['STORAGE'] = {alias!r} is not an alias in settings.STORAGES.",
+            hint=f"Use one of {sorted(storages)} or add {alias!r} to settings.STORAGES.",
+            id="django_gptimage.E004",
+        )
+    ]
+
+
+# E005 -----------------------------------------------------------------------------------------
+
+
+def _check_queue() -> list[CheckMessage]:
+    if gptimage_settings.RUN_MODE != "queue":
+        return []
+    queue = gptimage_settings.QUEUE
+    queues = getattr(settings, "RQ_QUEUES", None) or {}
+    if isinstance(queue, str) and queue in queues:
+        return []
+    return [
+        Error(
+            f"GPTIMAGE['QUEUE'] = {queue!r} is not a queue in settings.RQ_QUEUES.",
+            hint=f"Add {queue!r} to settings.RQ_QUEUES (with a DEFAULT_TIMEOUT of at least JOB_TIMEOUT, "
+            f"{gptimage_settings.JOB_TIMEOUT} s), use one of {sorted(queues)}, or set "
+            "GPTIMAGE['RUN_MODE'] = 'sync'.",
+            id="django_gptimage.E005",
+        )
+    ]
+
+
+# E006 -----------------------------------------------------------------------------------------
+
+
+def _policy_error(msg: str, hint: str) -> Error:
+    return Error(msg, hint=hint, id="django_gptimage.E006")
+
+
+def _check_policy() -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for key in (*_POLICY_KEYS.values(), "MAX_N"):
+        value = gptimage_settings.get(key)
+        if key == "MAX_N":
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                errors.append(
+                    _policy_error(f"GPTIMAGE['MAX_N'] = {value!r} is not a whole number.", "Use e.g. 4.")
+                )
+        elif value is not None and (isinstance(value, str) or not isinstance(value, Iterable)):
+            errors.append(
+                _policy_error(
+                    f"GPTIMAGE[{key!r}] = {value!r} must be a list of values, not {type(value).__name__}.",
+                    f'Write e.g. GPTIMAGE["{key}"] = [{value!r}], or None for whatever the model allows.',
+                )
+            )
+    if errors:
+        return errors
+
+    policy = gptimage_settings.policy
+    for name, values in policy.unknown_values().items():
+        key = _POLICY_KEYS[name]
+        errors.append(
+            _policy_error(
+                f"GPTIMAGE[{key!r}] has values no model knows: {', '.join(map(repr, values))}.",
+                f"Remove them or fix their spelling; known values: {', '.join(_known_values(name))}.",
+            )
+        )
+    if policy.models is not None:
+        unknown_models = [m for m in policy.models if not isinstance(m, str) or get_capabilities(m) is None]
+        if unknown_models:
+            errors.append(
+                _policy_error(
+                    f"GPTIMAGE['ALLOWED_MODELS'] has models django-gptimage does not know: "
+                    f"{', '.join(map(repr, unknown_models))}.",
+                    f"Use models such as {_known_models_text()}.",
+                )
+            )
+    errors += _empty_policy_errors(policy)
+    return errors
+
+
+_KNOWN_VALUES = {"modes": MODES, "ratios": RATIOS, "tiers": TIERS, "qualities": QUALITIES, "formats": FORMATS}
+
+
+def _known_values(name: str) -> tuple[str, ...]:
+    return _KNOWN_VALUES[name]
+
+
+def _policy_models(policy: Policy) -> list[ModelCapabilities]:
+    """The capabilities of every model the policy lets editors use."""
+    models = policy.models if policy.models is not None else (gptimage_settings.MODEL,)
+    caps = [get_capabilities(m) for m in models if isinstance(m, str)]
+    return [c for c in caps if c is not None]
+
+
+def _empty_policy_errors(policy: Policy) -> list[CheckMessage]:
+    hint = "Widen the ALLOWED_* settings, or set them to None for whatever the model allows."
+    if policy.max_n is not None and policy.max_n < 1:
+        return [_policy_error(f"GPTIMAGE['MAX_N'] = {policy.max_n} allows no image at all.", hint)]
+    if policy.models is not None:
+        if not _policy_models(policy):
+            return [_policy_error("GPTIMAGE['ALLOWED_MODELS'] allows no model django-gptimage knows.", hint)]
+        model = gptimage_settings.MODEL
+        if isinstance(model, str) and get_capabilities(model) and not policy.allows_model(model):
+            return [
+                _policy_error(
+                    f"The default model GPTIMAGE['MODEL'] = {model!r} is not in GPTIMAGE['ALLOWED_MODELS'].",
+                    "Add it to ALLOWED_MODELS or choose an allowed default model.",
+                )
+            ]
+    empty = []
+    if not policy.effective_ratios():
+        empty.append("ALLOWED_RATIOS")
+    if not policy.effective_tiers():
+        empty.append("ALLOWED_TIERS")
+    models = _policy_models(policy)
+    if models:
+        if not any(policy.effective_modes(caps) for caps in models):
+            empty.append("ALLOWED_MODES")
+        if not any(policy.effective_qualities(caps) for caps in models):
+            empty.append("ALLOWED_QUALITIES")
+        if not any(policy.effective_formats(caps) for caps in models):
+            empty.append("ALLOWED_FORMATS")
+    return [
+        _policy_error(f"GPTIMAGE[{key!r}] leaves nothing allowed, so every request is refused.", hint)
+        for key in empty
+    ]
+
+
+# E007 / W001 ----------------------------------------------------------------------------------
+
+
+def _safe_url(url: str) -> str:
+    """The URL without any user:password part, so a credential never reaches a message."""
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _check_base_url() -> list[CheckMessage]:
+    url = gptimage_settings.BASE_URL
+    if not isinstance(url, str):
+        return [
+            Error(
+                f"GPTIMAGE['BASE_URL'] must be a string, not {type(url).__name__}.",
+                hint="Use e.g. https://api.openai.com/v1, or leave it unset.",
+                id="django_gptimage.E007",
+            )
+        ]
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid:
+        return [
+            Error(
+                f"The API base URL {_safe_url(url)!r} is not an http(s) URL.",
+                hint="Set GPTIMAGE['BASE_URL'] or OPENAI_BASE_URL to e.g. https://api.openai.com/v1.",
+                id="django_gptimage.E007",
+            )
+        ]
+    if not parts.path.rstrip("/").endswith("/v1"):
+        return [
+            Warning(
+                f"The API base URL {_safe_url(url)!r} does not end with /v1.",
+                hint="OpenAI-compatible endpoints are addressed as <base>/v1/images/generations; "
+                "use e.g. https://api.openai.com/v1 (ignore this for a gateway with another layout).",
+                id="django_gptimage.W001",
+            )
+        ]
+    return []
+
+
+# E008 -----------------------------------------------------------------------------------------
+
+
+def _check_keys() -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for key in gptimage_settings.raw:
+        if key in DEFAULTS:
+            continue
+        close = difflib.get_close_matches(str(key), DEFAULTS, n=1)
+        guess = f"Did you mean {close[0]!r}? " if close else ""
+        messages.append(
+            Error(
+                f"GPTIMAGE has an unknown key {key!r}.",
+                hint=f"{guess}Valid keys: {', '.join(DEFAULTS)}.",
+                id="django_gptimage.E008",
+            )
+        )
+    return messages
+
+
+# E009 -----------------------------------------------------------------------------------------
+
+
+def _check_run_mode() -> list[CheckMessage]:
+    mode = gptimage_settings.RUN_MODE
+    if mode in _RUN_MODES:
+        return []
+    return [
+        Error(
+            f"GPTIMAGE['RUN_MODE'] = {mode!r} is not a run mode.",
+            hint=f"Use one of {', '.join(map(repr, _RUN_MODES))}.",
+            id="django_gptimage.E009",
+        )
+    ]
+
+
+# W002 -----------------------------------------------------------------------------------------
+
+
+def _is_within(path: str, directory: str) -> bool:
+    path, directory = os.path.realpath(path), os.path.realpath(directory)
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
+
+
+def _check_spool_dir() -> list[CheckMessage]:
+    if settings.DEBUG:
+        return []
+    spool = gptimage_settings.SPOOL_DIR
+    if not isinstance(spool, str) or not _is_within(spool, tempfile.gettempdir()):
+        return []
+    return [
+        Warning(
+            f"GPTIMAGE['SPOOL_DIR'] ({spool}) is in the system's temporary directory.",
+            hint="Paid-for images wait there until they are in storage, and temporary directories may "
+            "be emptied on reboot. Set SPOOL_DIR to a persistent directory, e.g. /var/lib/<site>/gptimage-spool.",
+            id="django_gptimage.W002",
+        )
+    ]
+
+
+# W003 -----------------------------------------------------------------------------------------
+
+
+def _pillow_supports(fmt: str) -> bool:
+    """Whether this Pillow build reads and writes ``fmt`` (webp needs libwebp)."""
+    from PIL import features
+
+    return bool(features.check(fmt))
+
+
+def _check_pillow_formats() -> list[CheckMessage]:
+    policy = gptimage_settings.policy
+    allows_webp = any("webp" in policy.effective_formats(caps) for caps in _policy_models(policy))
+    if not allows_webp or _pillow_supports("webp"):
+        return []
+    return [
+        Warning(
+            "WebP output is allowed but this Pillow build has no WebP support, so WebP results and "
+            "inputs cannot be checked or given thumbnails.",
+            hint="Install Pillow with libwebp (the PyPI wheels include it), or remove 'webp' from "
+            "GPTIMAGE['ALLOWED_FORMATS'].",
+            id="django_gptimage.W003",
+        )
+    ]
+
+
+# W004 -----------------------------------------------------------------------------------------
+
+
+def _check_defaults() -> list[CheckMessage]:
+    """Request defaults the default model or the policy would refuse."""
+    caps = get_capabilities(gptimage_settings.MODEL) if isinstance(gptimage_settings.MODEL, str) else None
+    if caps is None:
+        return []
+    policy = gptimage_settings.policy
+    allowed: dict[str, tuple[str, ...]] = {
+        "DEFAULT_RATIO": policy.effective_ratios(),
+        "DEFAULT_TIER": policy.effective_tiers(),
+        "DEFAULT_QUALITY": policy.effective_qualities(caps),
+        "DEFAULT_FORMAT": policy.effective_formats(caps),
+        "DEFAULT_BACKGROUND": caps.backgrounds,
+    }
+    messages: list[CheckMessage] = []
+    for key, values in allowed.items():
+        value = gptimage_settings.get(key)
+        if value not in values:
+            messages.append(
+                Warning(
+                    f"GPTIMAGE[{key!r}] = {value!r} is not allowed for {caps.model} under the site policy; "
+                    "forms would start with a value they refuse.",
+                    hint=f"Use one of {', '.join(values)}.",
+                    id="django_gptimage.W004",
+                )
+            )
+    if messages:
+        return messages
+    ratio, tier = gptimage_settings.DEFAULT_RATIO, gptimage_settings.DEFAULT_TIER
+    choice = resolve_size(ratio, tier, "text-to-image", caps)
+    if not choice.allowed:
+        messages.append(
+            Warning(
+                f"GPTIMAGE['DEFAULT_RATIO'] = {ratio!r} with GPTIMAGE['DEFAULT_TIER'] = {tier!r} is refused "
+                f"by {caps.model}: {choice.reason}",
+                hint="Choose a default ratio and tier that fit together (see docs/sizes.md).",
+                id="django_gptimage.W004",
+            )
+        )
+    return messages

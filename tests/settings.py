@@ -89,3 +89,4 @@ GPTIMAGE = {
     "RETRY_BACKOFF_MAX": 2.0,
     "SPOOL_DIR": tempfile.mkdtemp(prefix="gptimage-test-spool-"),
 }
+SILENCED_SYSTEM_CHECKS = ["django_gptimage.W002"]  # test spools live in the temp dir on purpose

@@ -1,0 +1,75 @@
+# django-gptimage developer commands. Needs only Python 3.11+ (and make).
+#
+#   make demo                  the example project on http://127.0.0.1:8000/admin/ (PORT=8001 to move it)
+#   make test                  the whole test suite (SQLite + embedded Redis unless DATABASE_URL/REDIS_URL)
+#   make lint                  ruff check + ruff format --check
+#
+# Each target creates its virtualenv on first use and reinstalls `-e .[test]` only when
+# pyproject.toml changes. Another interpreter needs its own virtualenv:
+#
+#   make test PYTHON=python3.13 VENV=.venv-313
+#   make test PYTEST_ARGS="tests/test_sizes.py -x -q"
+
+PYTHON ?= python3
+VENV ?= .venv
+PYTEST_ARGS ?=
+PIP_FLAGS ?= --disable-pip-version-check --quiet
+
+VENV_PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-from-pyproject
+
+.DEFAULT_GOAL := help
+.PHONY: help install test lint format demo clean
+
+help:
+	@echo "make demo     run the example project (admin, RQ worker, embedded Redis) on PORT (default 8000)"
+	@echo "make test     run the test suite           PYTEST_ARGS='...'  PYTHON=python3.13 VENV=.venv-313"
+	@echo "make lint     ruff check + ruff format --check"
+	@echo "make format   ruff format + ruff check --fix"
+	@echo "make install  only create $(VENV) and install -e '.[test]'"
+	@echo "make clean    remove $(VENV), the demo database/media/redis and caches"
+
+$(VENV_PYTHON):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "PYTHON=$(PYTHON) is older than 3.11: pass PYTHON=python3.11 (or newer)." >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+		echo "Could not create $(VENV) (on Debian/Ubuntu: apt install python3-venv)." >&2; exit 1; }
+
+# A virtualenv made by another interpreter than the one asked for is an error, not a surprise.
+PYVERSION = import sys; print("%d.%d" % sys.version_info[:2])
+define check_venv
+	@want="$$($(PYTHON) -c '$(PYVERSION)')"; have="$$($(VENV_PYTHON) -c '$(PYVERSION)')"; \
+	if [ "$$want" != "$$have" ]; then \
+		echo "$(VENV) uses Python $$have but PYTHON=$(PYTHON) is $$want: pass another VENV=..., or remove $(VENV)." >&2; \
+		exit 1; \
+	fi
+endef
+
+$(STAMP): pyproject.toml | $(VENV_PYTHON)
+	$(check_venv)
+	$(VENV_PYTHON) -m pip install $(PIP_FLAGS) -e '.[test]'
+	@touch $@
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(check_venv)
+	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(check_venv)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(check_venv)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+demo: $(STAMP)
+	$(check_venv)
+	$(VENV_PYTHON) example_project/run_demo.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf example_project/db.sqlite3 example_project/media example_project/var
