@@ -1,0 +1,110 @@
+"""Scripted failures: what OpenAI (or the network in between) does on a bad day."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .errors import INVALID_REQUEST, APIError
+
+# Kinds answered with an error envelope before the request is even validated.
+ERROR_KINDS = (
+    "rate_limited",
+    "insufficient_quota",
+    "unauthorized",
+    "forbidden",
+    "server_error",
+    "overloaded",
+    "moderation_blocked",
+)
+# Kinds that change how the connection or the (otherwise normal) answer behaves.
+TRANSPORT_KINDS = ("delay", "drop", "truncated", "not_json", "not_image", "wrong_size")
+# Kinds that only apply to streaming requests (others skip past them).
+STREAM_KINDS = ("stream_error", "stream_cut")
+FAULT_KINDS = ERROR_KINDS + TRANSPORT_KINDS + STREAM_KINDS
+
+
+@dataclass
+class Fault:
+    """One scripted failure, used for the next ``times`` matching requests.
+
+    ``path`` limits it to one endpoint ("/v1/images/edits", "/images/edits" or "edits").
+    ``retry_after``: seconds advertised by ``rate_limited``. ``seconds``: how long ``delay``
+    sleeps. ``fraction``: share of the body ``truncated`` sends. ``after``: events sent before
+    ``stream_error``/``stream_cut``/stream ``truncated`` (default: all partial images).
+    ``size``: "WxH" that ``wrong_size`` produces (default: half the requested size).
+    ``message``: replaces the error message of an error kind.
+    """
+
+    kind: str
+    times: int = 1
+    path: str | None = None
+    retry_after: float = 1.0
+    seconds: float = 1.0
+    fraction: float = 0.5
+    after: int | None = None
+    size: str | None = None
+    message: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"Unknown fault kind {self.kind!r}; choose one of {', '.join(FAULT_KINDS)}.")
+        if self.times < 1:
+            raise ValueError("times must be at least 1.")
+        if not 0 <= self.fraction < 1:
+            raise ValueError("fraction must be in [0, 1).")
+
+    def matches(self, path: str, stream: bool) -> bool:
+        if self.kind in STREAM_KINDS and not stream:
+            return False
+        if self.path is None:
+            return True
+        wanted = self.path if self.path.startswith("/") else f"/images/{self.path}"
+        return path == wanted or path.endswith(wanted)
+
+    def error(self, model: str, request_id: str) -> APIError:
+        """The error answer of an error kind."""
+        seconds = max(self.retry_after, 0.0)
+        table: dict[str, tuple[int, str, str | None, str]] = {
+            "rate_limited": (
+                429, "requests", "rate_limit_exceeded",
+                f"Rate limit reached for {model} in organization org-fake on requests per min (RPM): "
+                f"Limit 5, Used 5, Requested 1. Please try again in {seconds:g}s.",
+            ),
+            "insufficient_quota": (
+                429, "insufficient_quota", "insufficient_quota",
+                "You exceeded your current quota, please check your plan and billing details.",
+            ),
+            "unauthorized": (
+                401, INVALID_REQUEST, "invalid_api_key",
+                "Incorrect API key provided. You can find your API key at "
+                "https://platform.openai.com/account/api-keys.",
+            ),
+            "forbidden": (
+                403, INVALID_REQUEST, None,
+                f"Your organization must be verified to use the model `{model}`. Please go to: "
+                "https://platform.openai.com/settings/organization/general and click on Verify Organization.",
+            ),
+            "server_error": (
+                500, "server_error", None,
+                "The server had an error while processing your request. Sorry about that!",
+            ),
+            "overloaded": (
+                503, "server_error", None,
+                "The engine is currently overloaded, please try again later.",
+            ),
+            "moderation_blocked": (
+                400, "image_generation_user_error", "moderation_blocked",
+                "Your request was rejected by the safety system. If you believe this is an error, contact "
+                f"us at help.openai.com and include the request ID {request_id}.",
+            ),
+        }  # fmt: skip
+        status, type_, code, message = table[self.kind]
+        headers = {}
+        if self.kind == "rate_limited":
+            headers = {
+                "retry-after": str(math.ceil(seconds)),
+                "retry-after-ms": str(round(seconds * 1000)),
+                "x-ratelimit-remaining-requests": "0",
+            }
+        return APIError(status, self.message or message, type=type_, code=code, headers=headers)

@@ -1,0 +1,316 @@
+"""A loopback, OpenAI-compatible Images API for tests: real validation, real images, scripted faults.
+
+Stdlib only (plus Pillow for the images). Every connection gets its own daemon thread, so a
+delayed or stalled request never blocks the others, and HTTP/1.1 keep-alive lets tests
+assert that a client reuses its connections (``connections_opened``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import socket
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import answers
+from .errors import APIError
+from .faults import ERROR_KINDS, Fault
+from .images import IMAGE_MODES
+from .recording import RecordedRequest, parse_body, read_body, redacted_headers
+from .transport import duration, send, send_error, send_stream
+from .validation import validate_edit, validate_generation
+
+GENERATIONS = "/v1/images/generations"
+EDITS = "/v1/images/edits"
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    block_on_close = False
+    request_queue_size = 128  # many concurrent connects must not overflow the listen backlog
+
+    def __init__(self, address: tuple[str, int], app: FakeOpenAIServer) -> None:
+        self.app = app
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.app._connection_opened(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        self.app._connection_closed(request)
+        super().shutdown_request(request)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+
+    def _dispatch(self) -> None:
+        try:
+            self.server.app._handle(self)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away; nothing to answer
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: tests don't want access logs (and headers are never logged)."""
+
+
+class FakeOpenAIServer:
+    """OpenAI's ``/v1/images/generations`` and ``/v1/images/edits`` on 127.0.0.1.
+
+    ``api_key``: when set, requests must carry ``Authorization: Bearer <api_key>``.
+    ``image_mode``: "solid" (small, fast) or "noise" (random pixels, realistically large).
+    ``delay``: seconds to wait before answering every request.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        image_mode: str = "solid",
+        delay: float = 0.0,
+        rate_limit_requests: int = 5000,
+        rate_limit_tokens: int = 4_000_000,
+    ) -> None:
+        if image_mode not in IMAGE_MODES:
+            raise ValueError(f"image_mode must be one of {IMAGE_MODES}, not {image_mode!r}.")
+        self.host, self.port = host, port
+        self.api_key = api_key
+        self.image_mode = image_mode
+        self.delay = delay
+        self.rate_limit_requests = rate_limit_requests
+        self.rate_limit_tokens = rate_limit_tokens
+        self._defaults = (api_key, image_mode, delay)
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._sockets: set[socket.socket] = set()
+        self._requests: list[RecordedRequest] = []
+        self._faults: list[Fault] = []
+        self._connections = 0
+        self._answered = 0
+        self._tokens = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> FakeOpenAIServer:
+        if self._httpd is None:
+            self._stopping.clear()
+            self._httpd = _HTTPServer((self.host, self.port), self)
+            self.port = self._httpd.server_address[1]
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        self._stopping.set()  # wakes sleeping delays
+        httpd.shutdown()
+        httpd.server_close()
+        with self._lock:
+            sockets, self._sockets = list(self._sockets), set()
+        for sock in sockets:  # idle keep-alive connections would otherwise linger
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    # -- inspection and scripting ---------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def last_request(self) -> RecordedRequest | None:
+        with self._lock:
+            return self._requests[-1] if self._requests else None
+
+    @property
+    def connections_opened(self) -> int:
+        with self._lock:
+            return self._connections
+
+    @property
+    def faults(self) -> list[Fault]:
+        """Faults still waiting for a request."""
+        with self._lock:
+            return list(self._faults)
+
+    def add_fault(self, kind: str | Fault, times: int = 1, **options: Any) -> Fault:
+        """Queue a fault (FIFO) for the next ``times`` image requests (see ``Fault`` for options)."""
+        fault = kind if isinstance(kind, Fault) else Fault(kind, times, **options)
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def reset(self) -> None:
+        """Forget requests, faults and counters; restore constructor settings (shared servers)."""
+        with self._lock:
+            self._requests.clear()
+            self._faults.clear()
+            self._connections = self._answered = self._tokens = 0
+        self.api_key, self.image_mode, self.delay = self._defaults
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _connection_opened(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._connections += 1
+            self._sockets.add(sock)
+
+    def _connection_closed(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.discard(sock)
+
+    def _take_fault(self, path: str, stream: bool) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.matches(path, stream):
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def _headers(self, request_id: str, started: float) -> dict[str, str]:
+        with self._lock:
+            answered, tokens = self._answered, self._tokens
+        return {
+            "x-request-id": request_id,
+            "openai-version": "2020-10-01",
+            "openai-processing-ms": str(round((time.monotonic() - started) * 1000)),
+            "x-ratelimit-limit-requests": str(self.rate_limit_requests),
+            "x-ratelimit-remaining-requests": str(max(0, self.rate_limit_requests - answered)),
+            "x-ratelimit-reset-requests": duration(60 / self.rate_limit_requests),
+            "x-ratelimit-limit-tokens": str(self.rate_limit_tokens),
+            "x-ratelimit-remaining-tokens": str(max(0, self.rate_limit_tokens - tokens)),
+            "x-ratelimit-reset-tokens": duration(
+                60 * min(tokens, self.rate_limit_tokens) / self.rate_limit_tokens
+            ),
+        }
+
+    def _auth_error(self, sent: str, request_id: str) -> APIError | None:
+        if self.api_key is None:
+            return None
+        if not sent.startswith("Bearer "):
+            msg = (
+                "You didn't provide an API key. You need to provide your API key in an Authorization header."
+            )
+            return APIError(401, msg, code="invalid_api_key")
+        if not hmac.compare_digest(sent[7:].encode(), self.api_key.encode()):
+            return Fault("unauthorized").error("", request_id)  # never echoes the key
+        return None
+
+    def _handle(self, h: _Handler) -> None:
+        started = time.monotonic()
+        request_id = f"req_{uuid.uuid4().hex}"
+        raw = read_body(h.rfile, h.headers)
+        split = urlsplit(h.path)
+        path = split.path.rstrip("/")
+        parsed = parse_body(h.headers.get("Content-Type", ""), raw)
+        body, multipart = parsed.body, parsed.multipart
+        record = RecordedRequest(
+            method=h.command,
+            path=path,
+            query=split.query,
+            headers=redacted_headers(h.headers),
+            body=body,
+            files=[f.summary() for f in parsed.files],
+            multipart=multipart,
+        )
+        with self._lock:
+            self._requests.append(record)
+        if self.delay:
+            self._stopping.wait(self.delay)
+
+        auth_error = self._auth_error(h.headers.get("Authorization", ""), request_id)
+        if auth_error is not None:
+            return send_error(h, auth_error, self._headers(request_id, started))
+
+        if h.command != "POST" or path not in (GENERATIONS, EDITS):
+            err = APIError(404, f"Invalid URL ({h.command} {split.path})")
+            return send_error(h, err, self._headers(request_id, started))
+
+        params = body if isinstance(body, dict) else {}
+        stream = str(params.get("stream")).lower() == "true"  # JSON true or form "true"
+        model = params.get("model")
+        fault = self._take_fault(path, stream)
+        if fault is not None:
+            if fault.kind in ERROR_KINDS:
+                err = fault.error(model if isinstance(model, str) else "gpt-image-2", request_id)
+                return send_error(h, err, self._headers(request_id, started))
+            if fault.kind == "delay":
+                self._stopping.wait(fault.seconds)
+            elif fault.kind == "drop":
+                h.close_connection = True  # hang up without a word
+                return
+            elif fault.kind == "not_json":
+                page = b"<html><head><title>502 Bad Gateway</title></head><body>Bad Gateway</body></html>"
+                return send(h, 200, page, self._headers(request_id, started), "text/html")
+
+        try:
+            if parsed.error is not None:
+                raise parsed.error
+            if path == GENERATIONS:
+                if multipart:
+                    raise APIError(400, "Expected a JSON body (Content-Type: application/json).")
+                job = validate_generation(body)
+            else:
+                if not multipart:
+                    raise APIError(400, "This fake server only implements multipart/form-data image edits.")
+                job = validate_edit(parsed.fields, parsed.files)
+        except APIError as exc:
+            return send_error(h, exc, self._headers(request_id, started))
+
+        if job.stream:
+            self._account(answers.job_usage(job)["total_tokens"])
+            events = answers.stream_events(job, self.image_mode, fault)
+            after = job.partial_images if fault is None or fault.after is None else fault.after
+            return send_stream(h, events, self._headers(request_id, started), fault, after, job.model)
+        payload = answers.images_response(job, self.image_mode, fault)
+        self._account(payload["usage"]["total_tokens"])
+        encoded = json.dumps(payload).encode()
+        fraction = fault.fraction if fault is not None and fault.kind == "truncated" else None
+        send(h, 200, encoded, self._headers(request_id, started), fraction=fraction)
+
+    def _account(self, tokens: int) -> None:
+        with self._lock:
+            self._answered += 1
+            self._tokens += tokens
