@@ -100,6 +100,7 @@ class Command(BaseCommand):
 
     def _wait(self, generation: ImageGeneration, timeout: float) -> ImageGeneration:
         deadline = time.monotonic() + timeout
+        warn_at = time.monotonic() + 5
         last = None
         while time.monotonic() < deadline:
             generation.refresh_from_db()
@@ -109,13 +110,31 @@ class Command(BaseCommand):
             last = state
             if generation.is_finished:
                 return generation
+            if warn_at and time.monotonic() > warn_at and generation.attempts == 0:
+                warn_at = 0.0
+                self._warn_if_no_worker()
             time.sleep(0.25)
-        if generation.status == Status.QUEUED and generation.attempts == 0:
-            # Nothing picked it up: most likely no worker is running for the queue.
-            self.stderr.write(
-                self.style.WARNING("No worker picked the job up. Is `manage.py rqworker` running?")
-            )
         return generation
+
+    def _warn_if_no_worker(self) -> None:
+        """Nothing picked the job up after a while: say why instead of waiting silently."""
+        from redis.exceptions import RedisError
+        from rq import Worker
+
+        from django_gptimage.jobs import get_queue
+
+        try:
+            queue = get_queue()
+            listening = [w for w in Worker.all(connection=queue.connection) if queue.name in w.queue_names()]
+        except RedisError:
+            return
+        if not listening:
+            self.stderr.write(
+                self.style.WARNING(
+                    f"No worker is listening on queue {queue.name!r}. Start one with "
+                    f"`manage.py gptimage_worker` (or `rqworker {queue.name}`), or run with --sync."
+                )
+            )
 
     def _refused(self, refused: GenerationRefused, options: dict[str, Any]) -> None:
         if options["json"]:
