@@ -39,7 +39,10 @@ def inspect_image(name: str, path: str) -> InputImage:
                     image.mode == "P" and "transparency" in image.info
                 )
                 return InputImage(name, fmt, size_bytes, image.width, image.height, has_alpha)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:
+        problem = f"{name!r} claims far more pixels than any input may have (a likely decompression bomb)."
+        return InputImage(name, None, size_bytes, problem=problem)
+    except (UnidentifiedImageError, OSError, ValueError):
         return InputImage(name, None, size_bytes)
 
 

@@ -126,7 +126,8 @@ def claim(generation_id: Any, worker: str) -> ImageGeneration | None:
 
 
 def run_generation(generation_id: Any, *, worker: str | None = None) -> RunOutcome:
-    close_old_connections()
+    if not connection.in_atomic_block:  # inside a transaction (tests, callers) it would drop it
+        close_old_connections()
     worker = worker or worker_name()
     generation = claim(generation_id, worker)
     if generation is None:

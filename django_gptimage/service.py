@@ -258,7 +258,7 @@ def cancel_generation(generation: ImageGeneration) -> ImageGeneration:
     )  # fmt: skip
     ImageGeneration.objects.filter(pk=generation.pk, status=Status.RUNNING).update(cancel_requested=True)
     generation.refresh_from_db()
-    if generation.status == Status.CANCELED:
+    if generation.status == Status.CANCELED and gptimage_settings.RUN_MODE == "queue":
         from django_gptimage import jobs
 
         jobs.remove_queued(generation.pk)

@@ -31,6 +31,7 @@ class InputImage:
     width: int = 0
     height: int = 0
     has_alpha: bool = False
+    problem: str = ""  # why the bytes could not be read, when format is None
 
 
 @dataclass(frozen=True)
@@ -269,7 +270,7 @@ def _check_image(
     image: InputImage, field_name: str, formats, max_bytes: int, result: ValidationResult
 ) -> bool:
     if image.format is None:
-        result.add(field_name, f"{image.name!r} is not an image file that can be read.")
+        result.add(field_name, image.problem or f"{image.name!r} is not an image file that can be read.")
         return False
     ok = True
     if image.format not in formats:

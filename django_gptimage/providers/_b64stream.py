@@ -105,6 +105,10 @@ class JSONImageReader:
                 self._skeleton.append(data[pos:key])
                 self._tail = data[key:]
                 return
+            if quote < 0:  # the text "b64_json" as a value, not a key: keep scanning
+                self._skeleton.append(data[pos : key + len(_KEY)])
+                pos = key + len(_KEY)
+                continue
             index = len(self.files) + (1 if self._sink else 0)
             self._skeleton.append(data[pos:key] + _KEY + b':"' + _PLACEHOLDER.format(index).encode() + b'"')
             self._sink = _Base64Sink(self._path_for(index))
@@ -112,11 +116,15 @@ class JSONImageReader:
 
     @staticmethod
     def _value_start(data: bytes, pos: int) -> int | None:
-        """Index of the opening quote of the value after a key, None if not yet received."""
+        """Index of the value's opening quote; None if not yet received; -1 if this is no key."""
+        colon = False
         while pos < len(data) and data[pos] in b" \t\r\n:":
+            colon = colon or data[pos] == ord(":")
             pos += 1
         if pos >= len(data):
             return None
+        if not colon:
+            return -1
         if data[pos : pos + 1] != b'"':
             raise StreamFormatError("b64_json is not a string")
         return pos
@@ -128,7 +136,7 @@ class JSONImageReader:
             self._sink.write(data[pos : pos + 1])
             pos += 1
         end = data.find(b'"', pos)
-        while end > 0 and data[end - 1 : end] == b"\\" and not _odd_backslashes(data, pos, end):
+        while end >= 0 and _odd_backslashes(data, pos, end):  # an escaped quote is part of the value
             end = data.find(b'"', end + 1)
         if end < 0:
             run = data[pos:]

@@ -57,6 +57,8 @@ class OpenAIProvider(Provider):
     ) -> None:
         super().__init__()
         self.base_url = base_url.rstrip("/")
+        # A gateway may echo the key in an error message: scrub it from anything we keep.
+        self._scrub = (lambda text: text.replace(api_key, "sk-***")) if api_key else (lambda text: text)
         headers = {"User-Agent": "django-gptimage"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -81,18 +83,18 @@ class OpenAIProvider(Provider):
     def from_settings(cls) -> OpenAIProvider:
         from django_gptimage.conf import gptimage_settings as s
 
-        return cls(
-            api_key=s.API_KEY,
-            base_url=s.BASE_URL,
-            organization=s.ORGANIZATION,
-            project=s.PROJECT,
-            connect_timeout=s.CONNECT_TIMEOUT,
-            read_timeout=s.READ_TIMEOUT,
-            write_timeout=s.WRITE_TIMEOUT,
-            pool_timeout=s.POOL_TIMEOUT,
-            max_connections=s.MAX_CONNECTIONS,
-            **s.PROVIDER_OPTIONS,
-        )
+        options = {
+            "api_key": s.API_KEY,
+            "base_url": s.BASE_URL,
+            "organization": s.ORGANIZATION,
+            "project": s.PROJECT,
+            "connect_timeout": s.CONNECT_TIMEOUT,
+            "read_timeout": s.READ_TIMEOUT,
+            "write_timeout": s.WRITE_TIMEOUT,
+            "pool_timeout": s.POOL_TIMEOUT,
+            "max_connections": s.MAX_CONNECTIONS,
+        }
+        return cls(**{**options, **s.PROVIDER_OPTIONS})  # PROVIDER_OPTIONS wins
 
     @classmethod
     def settings_fingerprint(cls) -> tuple[Any, ...]:
@@ -156,7 +158,12 @@ class OpenAIProvider(Provider):
             else:
                 http_request = self._client.build_request("POST", "/images/generations", json=fields)
             report("sending", {})
-            return self._send(http_request, request, spool_dir, report)
+            try:
+                return self._send(http_request, request, spool_dir, report)
+            except ProviderError as error:
+                error.detail = self._scrub(error.detail)
+                error.args = (error.message,)
+                raise
 
     def _send(
         self, http_request: httpx.Request, request: ProviderRequest, spool_dir: str, report: ProgressCallback
@@ -266,7 +273,7 @@ class OpenAIProvider(Provider):
 
         reader = SSEImageReader(lambda i: os.path.join(spool_dir, f"stream-{i}.bin"), on_event)
         try:
-            for chunk in response.iter_bytes(CHUNK_SIZE):
+            for chunk in response.iter_bytes():  # as it arrives: a preview must not wait for a full chunk
                 reader.feed(chunk)
             reader.close()
         except StreamFormatError as exc:
@@ -348,7 +355,8 @@ def _error_from_envelope(
     code = str(error.get("code") or "")
     kind = str(error.get("type") or "")
     detail = str(error.get("message") or (f"HTTP {status}" if status else "error event"))[:500]
-    wait = retry_after(response) if response is not None else None
+    # Reset headers come with every answer; they only mean "wait" on a 429 or 503.
+    wait = retry_after(response) if response is not None and response.status_code in (429, 503) else None
     if (
         code == "moderation_blocked"
         or "moderation" in code
