@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.core.files.storage import Storage, storages
@@ -14,9 +15,73 @@ from .domain.capabilities import MODES
 from .domain.errors import ErrorCode, error_info
 
 
+class ConfiguredStorage(Storage):
+    """Delegates every call to ``storages[GPTIMAGE["STORAGE"]]``, looked up at call time.
+
+    A FileField resolves its storage once, when models load; going through this proxy means
+    reading a file back (``.open()``, ``.url``) uses the same storage the file was written to
+    even when the setting changes at runtime (``override_settings``, multi-site setups).
+    """
+
+    @property
+    def target(self) -> Storage:
+        return storages[gptimage_settings.STORAGE]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.target, name)
+
+    def open(self, name: str, mode: str = "rb") -> Any:
+        return self.target.open(name, mode)
+
+    def save(self, name: str | None, content: Any, max_length: int | None = None) -> str:
+        return self.target.save(name, content, max_length=max_length)
+
+    def get_valid_name(self, name: str) -> str:
+        return self.target.get_valid_name(name)
+
+    def get_alternative_name(self, file_root: str, file_ext: str) -> str:
+        return self.target.get_alternative_name(file_root, file_ext)
+
+    def get_available_name(self, name: str, max_length: int | None = None) -> str:
+        return self.target.get_available_name(name, max_length=max_length)
+
+    def generate_filename(self, filename: str) -> str:
+        return self.target.generate_filename(filename)
+
+    def path(self, name: str) -> str:
+        return self.target.path(name)
+
+    def delete(self, name: str) -> None:
+        self.target.delete(name)
+
+    def exists(self, name: str) -> bool:
+        return self.target.exists(name)
+
+    def listdir(self, path: str) -> tuple[list[str], list[str]]:
+        return self.target.listdir(path)
+
+    def size(self, name: str) -> int:
+        return self.target.size(name)
+
+    def url(self, name: str | None) -> str:
+        return self.target.url(name)
+
+    def get_accessed_time(self, name: str) -> Any:
+        return self.target.get_accessed_time(name)
+
+    def get_created_time(self, name: str) -> Any:
+        return self.target.get_created_time(name)
+
+    def get_modified_time(self, name: str) -> Any:
+        return self.target.get_modified_time(name)
+
+
+_configured_storage = ConfiguredStorage()
+
+
 def get_storage() -> Storage:
     """The storage for inputs and results (module level so migrations can reference it)."""
-    return storages[gptimage_settings.STORAGE]
+    return _configured_storage
 
 
 class Status(models.TextChoices):

@@ -227,6 +227,10 @@ class _Progress:
                 _update(self.generation, preview=stored)
         except Exception:  # noqa: BLE001 - progress is best effort, the result is what matters
             logger.warning("gptimage progress update failed for %s", self.generation.pk, exc_info=True)
+        if phase in ("waiting", "partial") and not connection.in_atomic_block:
+            # Minutes of network wait follow: holding this thread's DB connection meanwhile would
+            # cap a threaded worker at the database's max_connections. Django reconnects on use.
+            connection.close()
 
 
 def _ext(fmt: str) -> str:
@@ -287,8 +291,12 @@ def _store(
                 generation, attempt, Status.FAILED, ErrorCode.STORAGE_ERROR, "the kept image file is gone"
             )
         except ImageCheckError as exc:
-            _discard_spool(generation)
-            return _finish(generation, attempt, Status.FAILED, ErrorCode.BAD_RESPONSE, str(exc))
+            problems.append(f"image {item['index'] + 1}: {exc}")
+            continue
+        except OSError as exc:  # the spool itself is unreadable: keep it, a retry may work
+            return _finish(
+                generation, attempt, Status.FAILED, ErrorCode.STORAGE_ERROR, exc.__class__.__name__
+            )
         if image.format != generation.output_format:
             problems.append(f"image {item['index'] + 1} is {image.format}, not {generation.output_format}")
         if generation.width and (image.width, image.height) != (generation.width, generation.height):
@@ -296,6 +304,9 @@ def _store(
                 f"image {item['index'] + 1} is {image.width}x{image.height}, not {generation.width}x{generation.height}"
             )
         checked.append((item, image))
+    if not checked:  # nothing usable came back: there is nothing to keep
+        _discard_spool(generation)
+        return _finish(generation, attempt, Status.FAILED, ErrorCode.BAD_RESPONSE, "; ".join(problems))
 
     try:
         for item, image in checked:

@@ -76,6 +76,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        self.verbosity = int(options.get("verbosity", 1))
         try:
             generation = request_generation(
                 prompt=options["prompt"], model=options["model"], ratio=options["ratio"], tier=options["tier"],
