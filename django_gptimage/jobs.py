@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -51,7 +51,13 @@ def generation_id_of(job_id: str) -> str | None:
 def get_queue() -> Any:
     import django_rq
 
-    return django_rq.get_queue(gptimage_settings.QUEUE, default_timeout=gptimage_settings.JOB_TIMEOUT)
+    # commit_mode="auto": enqueue() already runs after the commit (enqueue_on_commit). With
+    # django-rq's default "on_db_commit" a call inside any atomic block (a test case, an
+    # on_commit callback run by captureOnCommitCallbacks) is deferred again and may never
+    # happen, and a Redis failure would not reach the caller as QueueUnavailable.
+    return django_rq.get_queue(
+        gptimage_settings.QUEUE, default_timeout=gptimage_settings.JOB_TIMEOUT, commit_mode="auto"
+    )
 
 
 def enqueue(generation_id: Any, *, delay: float | None = None, attempt: int | None = None) -> None:
@@ -63,12 +69,19 @@ def enqueue(generation_id: Any, *, delay: float | None = None, attempt: int | No
               "description": f"gptimage generation {generation_id}", "result_ttl": 3600, "failure_ttl": 7 * 86400}  # fmt: skip
     try:
         if delay:
-            queue.enqueue_in(timedelta(seconds=delay), run_job, str(generation_id), **kwargs)
+            queue.enqueue_at(_due_at(delay), run_job, str(generation_id), **kwargs)
         else:
             queue.enqueue(run_job, str(generation_id), **kwargs)
     except RedisError as exc:
         logger.error("gptimage could not enqueue %s: %s", generation_id, exc.__class__.__name__)
         raise QueueUnavailable() from None
+
+
+def _due_at(delay: float) -> datetime:
+    """now + delay, rounded up to a whole second: RQ's scheduled registry keeps whole seconds
+    (it truncates), which would run a retry up to a second before a Retry-After allows."""
+    due = datetime.now(UTC) + timedelta(seconds=delay)
+    return due.replace(microsecond=0) + timedelta(seconds=1) if due.microsecond else due
 
 
 def enqueue_on_commit(generation_id: Any) -> None:
@@ -77,20 +90,26 @@ def enqueue_on_commit(generation_id: Any) -> None:
 
 
 def remove_queued(generation_id: Any) -> None:
-    """Best effort: drop a canceled record's job from the queue (claim() ignores it anyway)."""
+    """Best effort: drop a canceled record's waiting jobs (claim() ignores them anyway).
+
+    Retries are enqueued under ``<id>-<attempt>`` ids, so every possible id is looked at.
+    """
     from redis.exceptions import RedisError
+    from rq.exceptions import InvalidJobOperation, NoSuchJobError
     from rq.job import Job
 
     queue = get_queue()
+    keys = [job_id(generation_id)]
+    keys += [job_id(generation_id, n) for n in range(2, gptimage_settings.MAX_ATTEMPTS + 2)]
     try:
-        for key in (job_id(generation_id),):
-            job = (
-                Job.fetch(key, connection=queue.connection)
-                if queue.connection.exists(f"rq:job:{key}")
-                else None
-            )
-            if job is not None and job.get_status() in ("queued", "scheduled", "deferred"):
-                job.cancel()
+        for key in keys:
+            try:
+                job = Job.fetch(key, connection=queue.connection)
+            except NoSuchJobError:
+                continue
+            if job.get_status() in ("queued", "scheduled", "deferred"):
+                with contextlib.suppress(InvalidJobOperation):
+                    job.cancel()
     except RedisError:
         logger.warning("gptimage could not remove job of %s from the queue", generation_id)
 

@@ -12,7 +12,9 @@ Run it periodically: ``gptimage_worker`` schedules :func:`reap_job` itself; othe
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -64,10 +66,6 @@ def _abandon(generation: ImageGeneration, report: ReapReport, *, dry_run: bool) 
         return
     info = error_info(ErrorCode.ABANDONED)
     now = timezone.now()
-    GenerationAttempt.objects.filter(generation=generation, finished_at__isnull=True).update(
-        finished_at=now, outcome=ErrorCode.ABANDONED, error_message=info.message, maybe_billed=True,
-        will_retry=delay is not None,
-    )  # fmt: skip
     fields: dict[str, Any] = {"error_code": ErrorCode.ABANDONED, "worker": "", "phase": Phase.DONE}
     if delay is None:
         fields.update(status=Status.FAILED, error_message=info.message, finished_at=now)
@@ -76,12 +74,28 @@ def _abandon(generation: ImageGeneration, report: ReapReport, *, dry_run: bool) 
             status=Status.QUEUED, phase=Phase.QUEUED, next_attempt_at=now + timedelta(seconds=delay),
             error_message=f"{info.message} It will be tried again (this may be billed twice).",
         )  # fmt: skip
-    # Conditional on the heartbeat we judged, so a worker that just came back keeps its record.
+    # Conditional on the heartbeat we judged, so a worker that just came back keeps its record
+    # (and its attempt, which is only closed once the record is really taken away).
     updated = ImageGeneration.objects.filter(
         pk=generation.pk, status=Status.RUNNING, heartbeat_at=generation.heartbeat_at
-    ).update(**fields)
-    if updated:
-        (report.requeued if delay is not None else report.abandoned).append(str(generation.pk))
+    ).update(**fields, updated_at=now)
+    if not updated:
+        return
+    GenerationAttempt.objects.filter(generation=generation, finished_at__isnull=True).update(
+        finished_at=now, outcome=ErrorCode.ABANDONED, error_message=info.message, maybe_billed=True,
+        will_retry=delay is not None,
+    )  # fmt: skip
+    if delay is None:
+        report.abandoned.append(str(generation.pk))
+        return
+    report.requeued.append(str(generation.pk))
+    if gptimage_settings.RUN_MODE == "queue":
+        # Enqueue the next attempt now, under a new job id: the dead worker's job may sit in
+        # RQ's started registry for a while, which would hide this record from the orphan scan.
+        from django_gptimage import jobs
+
+        with contextlib.suppress(jobs.QueueUnavailable):  # the orphan scan retries later
+            jobs.enqueue(generation.pk, delay=delay, attempt=generation.attempts + 1)
 
 
 def _reenqueue_orphans(now: Any, report: ReapReport, *, dry_run: bool) -> None:
@@ -124,17 +138,36 @@ def _active_generation_ids(queue: Any) -> set[str]:
 
 
 def reap_job() -> str:
-    """The periodic RQ job: reap, then schedule the next run (one at a time, fixed job id)."""
+    """The periodic RQ job: reap, then schedule the next run."""
     report = reap()
     schedule_reaper()
     return repr(report)
 
 
-def schedule_reaper(interval: float | None = None) -> None:
+def schedule_reaper(interval: float | None = None) -> str | None:
+    """Schedule :func:`reap_job` on the gptimage queue unless a run is already scheduled.
+
+    Every run gets its own job id: re-using one fixed id from inside the running job let RQ
+    delete the freshly scheduled job when the running one finished (``result_ttl=0`` deletes
+    the job hash under that id), so the periodic reaper stopped after its first run. Checking
+    for a scheduled run first keeps one chain even when many workers start.
+    Returns the new job id, or None when a run was already scheduled.
+    """
+    from rq.registry import ScheduledJobRegistry
+
     from django_gptimage import jobs
 
     queue = jobs.get_queue()
+    registry = ScheduledJobRegistry(queue=queue)
+    if any(True for _ in queue.connection.zscan_iter(registry.key, match=f"{REAPER_JOB_ID}*")):
+        return None
     interval = interval or gptimage_settings.REAP_INTERVAL
-    queue.enqueue_in(
-        timedelta(seconds=interval), reap_job, job_id=REAPER_JOB_ID, result_ttl=0, failure_ttl=3600
+    job = queue.enqueue_in(
+        timedelta(seconds=interval),
+        reap_job,
+        job_id=f"{REAPER_JOB_ID}-{uuid.uuid4().hex}",
+        description="gptimage reaper",
+        result_ttl=0,
+        failure_ttl=3600,
     )
+    return job.id
