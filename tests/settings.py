@@ -53,13 +53,16 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL") or f"sqlite:///{os.path.join(tempfile.gettempdir(), 'gptimage-tests.sqlite3')}"
+        os.environ.get("DATABASE_URL")
+        or f"sqlite:///{os.path.join(tempfile.gettempdir(), 'gptimage-tests.sqlite3')}"
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory, so worker processes started by tests see the same test database.
-    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("GPTIMAGE_TEST_SQLITE") or os.path.join(
-        tempfile.gettempdir(), f"gptimage-test-{os.getpid()}.sqlite3")}
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get("GPTIMAGE_TEST_SQLITE")
+        or os.path.join(tempfile.gettempdir(), f"gptimage-test-{os.getpid()}.sqlite3")
+    }
 
 MEDIA_ROOT = tempfile.mkdtemp(prefix="gptimage-test-media-")
 STATIC_URL = "/static/"
