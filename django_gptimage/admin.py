@@ -14,6 +14,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from django_gptimage.jobs import QueueUnavailable
 from django_gptimage.models import GeneratedImage, GenerationAttempt, GenerationInput, ImageGeneration, Status
 from django_gptimage.service import GenerationNotRetryable, cancel_generation, retry_generation
 
@@ -147,6 +148,9 @@ class ImageGenerationAdmin(admin.ModelAdmin):
                 done += 1
             except GenerationNotRetryable as exc:
                 self.message_user(request, f"{generation.pk}: {exc}", messages.WARNING)
+            except QueueUnavailable as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                break  # the others would fail the same way
         if done:
             self.message_user(request, _("%(n)d generation(s) queued again.") % {"n": done}, messages.SUCCESS)
 

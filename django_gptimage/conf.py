@@ -65,6 +65,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_ATTEMPTS": 4,
     "RETRY_BACKOFF_BASE": 2.0,
     "RETRY_BACKOFF_MAX": 300.0,
+    "RETRY_AFTER_MAX": 900.0,  # a longer Retry-After fails the generation instead of waiting
     "RETRY_ON_TIMEOUT": False,
     "REQUEUE_ABANDONED": False,
     "STALE_AFTER": 120,  # seconds without a heartbeat before a running record counts as abandoned

@@ -24,11 +24,12 @@ JOB_PREFIX = "gptimage-"
 
 
 class QueueUnavailable(Exception):
-    """Redis could not be reached; the record is saved and the reaper will enqueue it later."""
+    """Redis could not be reached when a generation was about to be queued: nothing started."""
 
     message = (
-        "The background queue is not reachable right now. The generation is saved and will start "
-        "automatically once the queue is back."
+        "The background queue is not reachable right now, so the generation was not started "
+        "(nothing was saved, sent or billed). Try again in a moment; if this goes on, an "
+        "administrator should check the site's Redis."
     )
 
     def __init__(self) -> None:
@@ -84,9 +85,36 @@ def _due_at(delay: float) -> datetime:
     return due.replace(microsecond=0) + timedelta(seconds=1) if due.microsecond else due
 
 
+def ensure_reachable() -> None:
+    """Raise QueueUnavailable unless the queue's Redis answers.
+
+    Called before a record is created or re-queued, so the caller gets the error where it can
+    show it, even inside its own transaction (an exception from an on_commit callback would
+    only surface at the outermost commit, as a server error).
+    """
+    from redis.exceptions import RedisError
+
+    try:
+        get_queue().connection.ping()
+    except RedisError as exc:
+        logger.error("gptimage queue %s unreachable: %s", gptimage_settings.QUEUE, exc.__class__.__name__)
+        raise QueueUnavailable() from None
+
+
 def enqueue_on_commit(generation_id: Any) -> None:
-    """Enqueue once the surrounding transaction commits (a rolled-back save never starts a job)."""
-    transaction.on_commit(lambda: enqueue(generation_id))
+    """Enqueue once the surrounding transaction commits (a rolled-back save never starts a job).
+
+    Never raises: if Redis went away since :func:`ensure_reachable`, the record stays queued
+    and the reaper's orphan scan enqueues it once Redis answers again.
+    """
+
+    def enqueue_now() -> None:
+        try:
+            enqueue(generation_id)
+        except QueueUnavailable:
+            logger.warning("gptimage %s stays queued until the reaper can enqueue it", generation_id)
+
+    transaction.on_commit(enqueue_now)
 
 
 def remove_queued(generation_id: Any) -> None:

@@ -60,19 +60,35 @@ def reap(*, stale_after: float | None = None, dry_run: bool = False) -> ReapRepo
 
 
 def _abandon(generation: ImageGeneration, report: ReapReport, *, dry_run: bool) -> None:
-    delay = retry_delay(ErrorCode.ABANDONED, generation.attempts, retry_options())
+    # Images that came back before the worker died are kept in the spool: storing them again is
+    # free and bills nothing twice, so that is retried whatever REQUEUE_ABANDONED says.
+    store_only = bool(generation.metadata.get("spooled"))
+    code = ErrorCode.STORAGE_ERROR if store_only else ErrorCode.ABANDONED
+    delay = retry_delay(code, generation.attempts, retry_options())
+    if store_only and delay is not None:
+        delay = 0.0  # nothing to back off from: the worker died, not the storage (as far as we know)
     if dry_run:
         (report.requeued if delay is not None else report.abandoned).append(str(generation.pk))
         return
     info = error_info(ErrorCode.ABANDONED)
     now = timezone.now()
-    fields: dict[str, Any] = {"error_code": ErrorCode.ABANDONED, "worker": "", "phase": Phase.DONE}
+    if store_only:
+        message = (
+            f"{info.message} The images had already arrived and are kept; "
+            + ("they will be saved again without generating (or paying) twice." if delay is not None
+               else "retry to save them without generating (or paying) twice.")
+        )  # fmt: skip
+    elif delay is not None:
+        message = f"{info.message} It will be tried again (this may be billed twice)."
+    else:
+        message = info.message
+    fields: dict[str, Any] = {"worker": "", "phase": Phase.DONE, "error_message": message}
     if delay is None:
-        fields.update(status=Status.FAILED, error_message=info.message, finished_at=now)
+        fields.update(status=Status.FAILED, error_code=code, finished_at=now)
     else:
         fields.update(
-            status=Status.QUEUED, phase=Phase.QUEUED, next_attempt_at=now + timedelta(seconds=delay),
-            error_message=f"{info.message} It will be tried again (this may be billed twice).",
+            status=Status.QUEUED, phase=Phase.QUEUED, error_code=ErrorCode.ABANDONED,
+            next_attempt_at=now + timedelta(seconds=delay),
         )  # fmt: skip
     # Conditional on the heartbeat we judged, so a worker that just came back keeps its record
     # (and its attempt, which is only closed once the record is really taken away).
@@ -81,10 +97,12 @@ def _abandon(generation: ImageGeneration, report: ReapReport, *, dry_run: bool) 
     ).update(**fields, updated_at=now)
     if not updated:
         return
-    GenerationAttempt.objects.filter(generation=generation, finished_at__isnull=True).update(
-        finished_at=now, outcome=ErrorCode.ABANDONED, error_message=info.message, maybe_billed=True,
-        will_retry=delay is not None,
-    )  # fmt: skip
+    open_attempts = GenerationAttempt.objects.filter(generation=generation, finished_at__isnull=True)
+    attempt_fields: dict[str, Any] = {"finished_at": now, "outcome": ErrorCode.ABANDONED,
+                                      "error_message": info.message, "will_retry": delay is not None}  # fmt: skip
+    if not store_only:
+        attempt_fields["maybe_billed"] = True  # the lost call may have been charged
+    open_attempts.update(**attempt_fields)
     if delay is None:
         report.abandoned.append(str(generation.pk))
         return
@@ -138,10 +156,11 @@ def _active_generation_ids(queue: Any) -> set[str]:
 
 
 def reap_job() -> str:
-    """The periodic RQ job: reap, then schedule the next run."""
-    report = reap()
-    schedule_reaper()
-    return repr(report)
+    """The periodic RQ job: reap, then schedule the next run (even if this one failed)."""
+    try:
+        return repr(reap())
+    finally:
+        schedule_reaper()
 
 
 def schedule_reaper(interval: float | None = None) -> str | None:
@@ -152,6 +171,10 @@ def schedule_reaper(interval: float | None = None) -> str | None:
     the job hash under that id), so the periodic reaper stopped after its first run. Checking
     for a scheduled run first keeps one chain even when many workers start.
     Returns the new job id, or None when a run was already scheduled.
+
+    The job goes to the front of the queue when it is due, so a backlog of generations does
+    not delay the reaping of records whose worker died. ``gptimage_worker`` calls this every
+    half minute too, so the chain restarts after a failure or a Redis that lost its data.
     """
     from rq.registry import ScheduledJobRegistry
 
@@ -167,6 +190,7 @@ def schedule_reaper(interval: float | None = None) -> str | None:
         reap_job,
         job_id=f"{REAPER_JOB_ID}-{uuid.uuid4().hex}",
         description="gptimage reaper",
+        at_front=True,
         result_ttl=0,
         failure_ttl=3600,
     )

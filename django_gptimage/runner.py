@@ -22,12 +22,17 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from django_gptimage.conf import gptimage_settings
-from django_gptimage.domain.errors import ErrorCode, error_info
+from django_gptimage.domain.errors import ErrorCode, RetryRule, error_info
 from django_gptimage.domain.pricing import actual_cost
 from django_gptimage.domain.retry import RetryOptions, retry_delay
 from django_gptimage.models import GeneratedImage, GenerationAttempt, ImageGeneration, Phase, Status
 from django_gptimage.providers import InputFile, ProviderError, ProviderRequest, ProviderResult, get_provider
 from django_gptimage.storage import ImageCheckError, check_image, result_name, save_file
+
+try:  # RQ's job timeout, raised into the job when JOB_TIMEOUT is over
+    from rq.timeouts import BaseTimeoutException as JobTimeout
+except ImportError:  # pragma: no cover - rq is a dependency; keep the runner importable without it
+    JobTimeout = TimeoutError  # type: ignore[misc,assignment]
 
 logger = logging.getLogger("django_gptimage")
 
@@ -54,6 +59,7 @@ def retry_options() -> RetryOptions:
         backoff_max=s.RETRY_BACKOFF_MAX,
         retry_on_timeout=s.RETRY_ON_TIMEOUT,
         requeue_abandoned=s.REQUEUE_ABANDONED,
+        retry_after_max=s.RETRY_AFTER_MAX,
     )
 
 
@@ -96,10 +102,26 @@ class _Heartbeat:
 heartbeat = _Heartbeat()
 
 
+class ClaimLost(Exception):
+    """The record is no longer ours: the reaper judged this worker dead and took it back.
+
+    Every write after :func:`claim` is conditional on the claim (running, this worker, this
+    attempt), so a worker that was only stalled can never overwrite the outcome another one
+    recorded, or run a record twice at once.
+    """
+
+
 def _update(generation: ImageGeneration, **fields: Any) -> None:
+    """Write ``fields`` if the claim still holds; raise ClaimLost otherwise."""
+    worker, attempts = generation.worker, generation.attempts  # the claim, before any change
+    fields["updated_at"] = timezone.now()
+    updated = ImageGeneration.objects.filter(
+        pk=generation.pk, status=Status.RUNNING, worker=worker, attempts=attempts
+    ).update(**fields)
+    if not updated:
+        raise ClaimLost(generation.pk)
     for name, value in fields.items():
         setattr(generation, name, value)
-    generation.save(update_fields=[*fields, "updated_at"])
 
 
 def claim(generation_id: Any, worker: str) -> ImageGeneration | None:
@@ -141,6 +163,16 @@ def run_generation(generation_id: Any, *, worker: str | None = None) -> RunOutco
             # The provider already delivered (and billed) these images: only store them.
             return _store(generation, attempt, generation.metadata["spooled"])
         return _call_provider(generation, attempt)
+    except ClaimLost:
+        # Whatever this attempt holds in the spool stays there; the record is someone else's.
+        logger.warning(
+            "gptimage %s was taken over while this worker ran it (judged dead); "
+            "this attempt's outcome is dropped, its spool is left in %s",
+            generation.pk,
+            gptimage_settings.SPOOL_DIR,
+        )
+        _end_attempt(attempt, ErrorCode.ABANDONED, "The record was taken over by the reaper.")
+        return RunOutcome(ImageGeneration.objects.get(pk=generation.pk))
     finally:
         heartbeat.discard(generation.pk)
 
@@ -201,10 +233,24 @@ def _call_provider(generation: ImageGeneration, attempt: GenerationAttempt) -> R
     except ProviderError as error:
         shutil.rmtree(spool_dir, ignore_errors=True)
         return _failed(generation, attempt, error)
+    except JobTimeout:
+        # RQ's JOB_TIMEOUT ran out mid-call: the request may have been billed, so this is a
+        # timeout (retried only with RETRY_ON_TIMEOUT), never a silently retried provider error.
+        shutil.rmtree(spool_dir, ignore_errors=True)
+        detail = f"the job ran longer than JOB_TIMEOUT ({gptimage_settings.JOB_TIMEOUT} s)"
+        return _failed(generation, attempt, ProviderError(ErrorCode.TIMEOUT, detail))
+    except ClaimLost:
+        raise
     except Exception as exc:  # noqa: BLE001 - an unexpected bug must still end the record
         logger.exception("gptimage provider call crashed for %s", generation.pk)
         shutil.rmtree(spool_dir, ignore_errors=True)
-        return _failed(generation, attempt, ProviderError(ErrorCode.PROVIDER_ERROR, exc.__class__.__name__))
+        # The request may have gone out before the crash: record it as maybe billed and leave
+        # the decision to retry to a person instead of retrying a bug automatically.
+        error = ProviderError(
+            ErrorCode.PROVIDER_ERROR, f"unexpected {exc.__class__.__name__}; not retried automatically"
+        )
+        attempt.maybe_billed = True
+        return _failed(generation, attempt, error, retry=False)
     return _received(generation, attempt, result, spool_dir, billable=getattr(provider, "billable", True))
 
 
@@ -225,6 +271,8 @@ class _Progress:
                     data["path"], name.replace(".png", "." + _ext(checked.format)), checked.format
                 )
                 _update(self.generation, preview=stored)
+        except (JobTimeout, ClaimLost):
+            raise  # not a progress problem: the job's time is up, or the record is not ours
         except Exception:  # noqa: BLE001 - progress is best effort, the result is what matters
             logger.warning("gptimage progress update failed for %s", self.generation.pk, exc_info=True)
         if phase in ("waiting", "partial") and not connection.in_atomic_block:
@@ -324,7 +372,9 @@ def _store(
                     "size_bytes": item["size_bytes"], "sha256": item["sha256"], "format": image.format,
                 },
             )  # fmt: skip
-    except Exception as exc:  # noqa: BLE001 - any storage backend failure
+    except ClaimLost:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any storage backend failure (or the job's timeout)
         logger.warning("gptimage storage failed for %s: %s", generation.pk, exc.__class__.__name__)
         # The bytes stay in the spool: a retry stores them without calling the provider.
         return _failed(generation, attempt, ProviderError(ErrorCode.STORAGE_ERROR, _storage_detail(exc)))
@@ -350,8 +400,15 @@ def _discard_spool(generation: ImageGeneration) -> None:
     _update(generation, spool_dir="", metadata=metadata)
 
 
-def _failed(generation: ImageGeneration, attempt: GenerationAttempt, error: ProviderError) -> RunOutcome:
-    delay = retry_delay(error.code, generation.attempts, retry_options(), retry_after=error.retry_after)
+def _failed(
+    generation: ImageGeneration, attempt: GenerationAttempt, error: ProviderError, *, retry: bool = True
+) -> RunOutcome:
+    options = retry_options()
+    delay = (
+        retry_delay(error.code, generation.attempts, options, retry_after=error.retry_after)
+        if retry
+        else None
+    )
     attempt.http_status = error.status
     attempt.retry_after = error.retry_after
     attempt.provider_request_id = error.request_id or ""
@@ -360,8 +417,15 @@ def _failed(generation: ImageGeneration, attempt: GenerationAttempt, error: Prov
         generation.provider_request_id = error.request_id
     generation.refresh_from_db(fields=["cancel_requested"])
     if delay is None or generation.cancel_requested:
-        outcome = _finish(generation, attempt, Status.FAILED, error.code, error.detail)
-        return outcome
+        detail = error.detail
+        if retry and not generation.cancel_requested and error_info(error.code).retry is RetryRule.BACKOFF:
+            why = (
+                f"Retry-After of {error.retry_after:.0f} s is longer than RETRY_AFTER_MAX"
+                if error.retry_after is not None and error.retry_after > options.retry_after_max
+                else f"gave up after {generation.attempts} attempt(s)"
+            )
+            detail = f"{detail}; {why}" if detail else why
+        return _finish(generation, attempt, Status.FAILED, error.code, detail)
     attempt.will_retry = True
     _end_attempt(attempt, error.code, error.message)
     _update(

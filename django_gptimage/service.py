@@ -164,6 +164,10 @@ def request_generation(
             n=n, images=inspected, mask=inspected_mask,
         )  # fmt: skip
         validated = check_request(request, user=user)
+        if (run_mode or gptimage_settings.RUN_MODE) != "sync":
+            from django_gptimage import jobs
+
+            jobs.ensure_reachable()  # before anything is saved: a clear error, no stranded record
         with transaction.atomic():
             generation = _create_record(validated, user=user, source=source, metadata=metadata or {})
             for index, upload in enumerate(inspected):
@@ -252,11 +256,15 @@ def run_sync(generation_id: Any, *, max_wait: float | None = None) -> RunOutcome
 def cancel_generation(generation: ImageGeneration) -> ImageGeneration:
     """Cancel: a queued one never runs; a running one finishes its call and keeps or drops the result."""
     now = timezone.now()
+    # Flag first, in one statement for both states: a record that moves from running back to
+    # queued (a retry being scheduled) in between is still caught, by the claim if not here.
+    ImageGeneration.objects.filter(pk=generation.pk, status__in=(Status.QUEUED, Status.RUNNING)).update(
+        cancel_requested=True
+    )
     ImageGeneration.objects.filter(pk=generation.pk, status=Status.QUEUED).update(
-        cancel_requested=True, status=Status.CANCELED, phase=Phase.DONE, error_code=ErrorCode.CANCELED,
-        error_message=error_info(ErrorCode.CANCELED).message, finished_at=now,
+        status=Status.CANCELED, phase=Phase.DONE, error_code=ErrorCode.CANCELED,
+        error_message=error_info(ErrorCode.CANCELED).message, finished_at=now, next_attempt_at=None,
     )  # fmt: skip
-    ImageGeneration.objects.filter(pk=generation.pk, status=Status.RUNNING).update(cancel_requested=True)
     generation.refresh_from_db()
     if generation.status == Status.CANCELED and gptimage_settings.RUN_MODE == "queue":
         from django_gptimage import jobs
@@ -279,8 +287,14 @@ def retry_generation(generation: ImageGeneration, *, run_mode: str | None = None
     rule = error_info(generation.error_code).retry if generation.error_code else RetryRule.NEVER
     if rule is RetryRule.NEVER:
         raise GenerationNotRetryable(error_info(generation.error_code).message)
+    if (run_mode or gptimage_settings.RUN_MODE) != "sync":
+        from django_gptimage import jobs
+
+        jobs.ensure_reachable()
+    # The last attempt's error stays on its GenerationAttempt row; the record starts afresh.
     updated = ImageGeneration.objects.filter(pk=generation.pk, status=Status.FAILED).update(
         status=Status.QUEUED, phase=Phase.QUEUED, finished_at=None, next_attempt_at=None, cancel_requested=False,
+        error_code="", error_message="", updated_at=timezone.now(),
     )  # fmt: skip
     if updated:
         with transaction.atomic():

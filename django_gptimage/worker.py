@@ -353,6 +353,7 @@ class ThreadWorkerPool:
         job_monitoring_interval: int = DEFAULT_JOB_MONITORING_INTERVAL,
         logging_level: str = "INFO",
         max_jobs: int | None = None,
+        reaper: bool = False,
     ) -> None:
         import django_rq
 
@@ -377,6 +378,7 @@ class ThreadWorkerPool:
         self.job_monitoring_interval = job_monitoring_interval
         self.logging_level = logging_level
         self.max_jobs = max_jobs
+        self.reaper = reaper and not burst
 
         self.stop_event = threading.Event()  # warm stop requested
         self._closed = threading.Event()  # everything finished: stop the service threads
@@ -550,8 +552,10 @@ class ThreadWorkerPool:
     # -- shared services --------------------------------------------------------------------
 
     def _monitor(self) -> None:
-        """Job heartbeats for every busy worker, like the forking worker's monitor loop; and
-        taking over the scheduler when another process held its lock and has stopped."""
+        """Job heartbeats for every busy worker, like the forking worker's monitor loop; taking
+        over the scheduler when another process held its lock and has stopped; and keeping the
+        periodic reaper scheduled (its chain ends if Redis loses its data)."""
+        self._ensure_reaper()
         while not self._closed.wait(self.job_monitoring_interval):
             unreachable: list[str] = []
             for worker in self.workers:
@@ -569,6 +573,19 @@ class ThreadWorkerPool:
                     unreachable[0],
                 )
             self._take_over_scheduler()
+            self._ensure_reaper()
+
+    def _ensure_reaper(self) -> None:
+        if not self.reaper or self.stop_event.is_set():
+            return
+        from django_gptimage.reaper import schedule_reaper
+
+        try:
+            schedule_reaper()  # a no-op while a run is scheduled
+        except redis.exceptions.RedisError:
+            pass  # Redis is away; next round
+        except Exception:  # noqa: BLE001 - the reaper must not take the monitor down
+            logger.warning("gptimage worker %s: could not schedule the reaper", self.name, exc_info=True)
 
     def _take_over_scheduler(self) -> None:
         # RQ itself retries only at a worker's maintenance, every ten minutes: scheduled retries

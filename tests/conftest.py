@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SESSION_QUEUE = f"gptimage-test-{uuid.uuid4().hex[:10]}"
 
 # A child process that imports tests.settings, overlays the parent's current settings (queue,
-# GPTIMAGE, MEDIA_ROOT, RQ_QUEUES: whatever the test changed with the `settings` fixture), and
+# GPTIMAGE, MEDIA_ROOT, RQ_QUEUES, STORAGES: whatever the test changed with the `settings` fixture), and
 # runs a management command.
 CHILD_BOOTSTRAP = """
 import json, os, sys
@@ -270,7 +270,7 @@ def worker_process(
     """``worker_process("--burst", command="gptimage_worker")`` -> a started ChildProcess.
 
     The child sees this test's database, Redis (REDIS_URL and RQ_QUEUES), MEDIA_ROOT and
-    GPTIMAGE settings as they are when it is started. Every child is SIGKILLed at teardown
+    GPTIMAGE and STORAGES settings as they are when it is started. Every child is SIGKILLed at teardown
     (before the database is flushed).
     """
     from django.conf import settings
@@ -284,6 +284,7 @@ def worker_process(
             "GPTIMAGE": settings.GPTIMAGE,
             "RQ_QUEUES": settings.RQ_QUEUES,
             "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "STORAGES": settings.STORAGES,
         }
         child_env = {
             **os.environ,

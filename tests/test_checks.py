@@ -15,8 +15,9 @@ from django_gptimage import checks
 from django_gptimage.checks import check_settings
 from django_gptimage.conf import DEFAULTS
 
-# A spool directory outside the temp dir, so W002 stays quiet unless a test wants it.
-PERSISTENT_SPOOL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "spool-not-created")
+# A spool directory outside the temp dir, so W002 stays quiet unless a test wants it. Not in
+# the checkout: a clone under /tmp (as CI may make) would put it inside the temp dir.
+PERSISTENT_SPOOL = "/var/lib/gptimage-test-spool-not-created"
 CLEAN = {"PROVIDER": "offline", "SPOOL_DIR": PERSISTENT_SPOOL}
 
 

@@ -230,6 +230,21 @@ def test_rate_limited_is_retried_no_earlier_than_retry_after(
     assert len(image_requests(openai)) == 2
 
 
+def test_a_retry_after_longer_than_allowed_fails_at_once_and_says_why(
+    openai: Any, queue_mode: Any, settings: Any
+) -> None:
+    settings.GPTIMAGE = {**settings.GPTIMAGE, "RETRY_AFTER_MAX": 60.0}
+    openai.add_fault("rate_limited", retry_after=3600)
+    generation = generate()
+    run_one_job(queue_mode)
+    generation.refresh_from_db()
+    assert generation.status == Status.FAILED and generation.error_code == "rate_limited"
+    assert "longer than RETRY_AFTER_MAX" in generation.error_message
+    [attempt] = attempts_of(generation)
+    assert attempt.retry_after == 3600 and not attempt.will_retry
+    assert ScheduledJobRegistry(queue=queue_mode).count == 0
+
+
 def test_provider_errors_retry_up_to_max_attempts_then_fail(
     openai: Any, queue_mode: Any, settings: Any, run_worker: Any
 ) -> None:
@@ -381,18 +396,44 @@ def test_cancel_running_keeps_or_discards_the_result(
 # -- Redis down ------------------------------------------------------------------------------------
 
 
-def test_redis_down_at_enqueue_keeps_the_record_and_the_reaper_enqueues_it_later(
-    queue_mode: Any, settings: Any, run_worker: Any
+DEAD_REDIS = {"URL": "redis://127.0.0.1:1/0"}  # nothing listens there
+
+
+def test_redis_down_at_request_refuses_before_anything_is_saved(
+    queue_mode: Any, settings: Any, tmp_path: Any
 ) -> None:
-    working = settings.RQ_QUEUES
-    settings.RQ_QUEUES = {**working, queue_mode.name: {"URL": "redis://127.0.0.1:1/0"}}  # nothing listens
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.RQ_QUEUES = {**settings.RQ_QUEUES, queue_mode.name: DEAD_REDIS}
     started = time.monotonic()
     with pytest.raises(jobs.QueueUnavailable) as caught:
         generate()
     assert time.monotonic() - started < 15
-    assert "not reachable" in str(caught.value) and "will start automatically" in str(caught.value)
-    [generation] = ImageGeneration.objects.all()
+    assert "not reachable" in str(caught.value) and "nothing was saved, sent or billed" in str(caught.value)
+    assert not ImageGeneration.objects.exists()
+
+    # Inside the caller's own transaction (ATOMIC_REQUESTS, an admin view, a save hook) the error
+    # still arrives at the call, where it can be shown, and not at the outer commit as a 500.
+    source = tmp_path / "in.png"
+    Image.new("RGB", (1024, 1024), "teal").save(source)
+    with transaction.atomic():
+        with pytest.raises(jobs.QueueUnavailable):
+            generate(images=[source], ratio="1:1")
+        marker = ImageGeneration.objects.count()
+    assert marker == 0 and not ImageGeneration.objects.exists()
+    assert not (tmp_path / "media").exists() or not any((tmp_path / "media").rglob("*.png"))
+
+
+def test_redis_lost_between_check_and_commit_leaves_a_record_the_reaper_enqueues(
+    queue_mode: Any, settings: Any, run_worker: Any
+) -> None:
+    working = settings.RQ_QUEUES
+    with transaction.atomic():
+        generation = generate()  # Redis answered the check...
+        settings.RQ_QUEUES = {**working, queue_mode.name: DEAD_REDIS}  # ...and is gone at commit
+    # The commit went through without an exception; the record waits for the reconcile step.
+    generation.refresh_from_db()
     assert generation.status == Status.QUEUED and generation.attempts == 0
+    assert queue_mode.connection.llen(queue_mode.key) == 0
 
     settings.RQ_QUEUES = working
     assert reap().reenqueued == []  # too fresh: an enqueue may still be on its way

@@ -498,7 +498,7 @@ def test_connection_refused_is_a_provider_error(api_key, spool):
 @pytest.mark.parametrize(
     ("kind", "code", "detail"),
     [
-        ("drop", ErrorCode.PROVIDER_ERROR, "connection failed"),
+        ("drop", ErrorCode.TIMEOUT, "connection was closed before an answer"),
         ("truncated", ErrorCode.BAD_RESPONSE, "cut off"),
         ("not_json", ErrorCode.BAD_RESPONSE, "not JSON"),
     ],

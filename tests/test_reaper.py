@@ -146,3 +146,37 @@ def test_the_periodic_reaper_job_reschedules_itself(queue_mode: Any, settings: A
         seen.append(current[0])
     stale.refresh_from_db()
     assert stale.status == Status.FAILED and stale.error_code == "abandoned"
+
+
+def test_the_reaper_chain_survives_a_failing_run(queue_mode: Any, settings: Any, monkeypatch: Any) -> None:
+    from django_gptimage import reaper
+
+    settings.GPTIMAGE = {**settings.GPTIMAGE, "REAP_INTERVAL": 1}
+    registry = ScheduledJobRegistry(queue=queue_mode)
+
+    def broken(**kwargs: Any) -> None:
+        raise RuntimeError("the database is away")
+
+    monkeypatch.setattr(reaper, "reap", broken)
+    with pytest.raises(RuntimeError):
+        reaper.reap_job()
+    [next_run] = registry.get_job_ids()
+    assert next_run.startswith(REAPER_JOB_ID)
+
+
+def test_a_due_reaper_run_jumps_the_generation_backlog(queue_mode: Any, settings: Any) -> None:
+    from rq.scheduler import RQScheduler
+
+    backlog = [request_generation(prompt=f"Backlog {i}") for i in range(3)]
+    assert queue_mode.count == len(backlog)
+    settings.GPTIMAGE = {**settings.GPTIMAGE, "REAP_INTERVAL": 1}
+    reaper_id = schedule_reaper()
+    time.sleep(1.1)
+    scheduler = RQScheduler([queue_mode], connection=queue_mode.connection)
+    scheduler.acquire_locks()
+    try:
+        scheduler.enqueue_scheduled_jobs()
+    finally:
+        scheduler.release_locks()
+    assert queue_mode.get_job_ids()[0] == reaper_id
+    assert queue_mode.count == len(backlog) + 1

@@ -575,7 +575,7 @@ FAILURES = [
     ("server_error", {}, ErrorCode.PROVIDER_ERROR, 500, "error while processing"),
     ("overloaded", {}, ErrorCode.PROVIDER_ERROR, 503, "overloaded"),
     ("delay", {"seconds": 2}, ErrorCode.TIMEOUT, None, "timed out"),
-    ("drop", {}, ErrorCode.PROVIDER_ERROR, None, "connection failed"),
+    ("drop", {}, ErrorCode.TIMEOUT, None, "connection was closed before an answer"),
     ("truncated", {}, ErrorCode.BAD_RESPONSE, None, "cut off"),
     ("not_json", {}, ErrorCode.BAD_RESPONSE, None, "not JSON"),
     ("not_image", {}, ErrorCode.BAD_RESPONSE, None, "not a readable image"),

@@ -13,10 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.files.storage import FileSystemStorage
+from django.db import transaction
 from django.utils import timezone
 
 from django_gptimage import jobs
-from django_gptimage.models import GeneratedImage, GenerationAttempt, ImageGeneration, Status, get_storage
+from django_gptimage.models import (
+    GeneratedImage,
+    GenerationAttempt,
+    ImageGeneration,
+    Phase,
+    Status,
+    get_storage,
+)
 from django_gptimage.reaper import reap
 from django_gptimage.service import request_generation
 from tests.conftest import queue_config, wait_for
@@ -28,6 +37,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 def media(settings: Any, tmp_path: Path) -> Path:
     settings.MEDIA_ROOT = str(tmp_path / "media")
     return tmp_path / "media"
+
+
+class StuckStorage(FileSystemStorage):
+    """A storage whose writes hang (a stalled network mount, an S3 endpoint that stopped answering)."""
+
+    def _save(self, name: str, content: Any) -> str:
+        time.sleep(3600)
+        raise AssertionError("unreachable")
 
 
 def slow_provider(settings: Any, seconds: float) -> None:
@@ -59,24 +76,73 @@ def test_a_burst_worker_process_generates_and_stores(
     assert queue_mode.count == 0
 
 
-def test_a_killed_worker_leaves_an_abandoned_record_not_a_running_one(
-    worker_process: Any, queue_mode: Any, settings: Any, media: Path
+def test_a_worker_killed_mid_request_leaves_an_abandoned_record_not_a_running_one(
+    worker_process: Any, queue_mode: Any, gptimage_openai: Any, media: Path
 ) -> None:
-    slow_provider(settings, 60)
+    gptimage_openai.add_fault("delay", seconds=60)  # the API takes its time, as at 4K/high
     worker = worker_process("--concurrency", "2", "--no-reaper")
-    generation = request_generation(prompt="Never finished")
-    wait_for(lambda: status_of(generation) == Status.RUNNING, 20, what="the worker to start the job")
+    generation = request_generation(prompt="Never finished", quality="low")
+
+    def waiting_on_the_api() -> bool:
+        phase = ImageGeneration.objects.values_list("phase", flat=True).get(pk=generation.pk)
+        sent = any(r.path == "/v1/images/generations" for r in gptimage_openai.requests)
+        return phase == Phase.WAITING and sent
+
+    wait_for(waiting_on_the_api, 20, what="the request to be with the API")
     assert worker.alive()
 
-    worker.kill()  # SIGKILL, whole process group: no cleanup of any kind
+    worker.kill()  # SIGKILL, whole process group, while the HTTP request is open: no cleanup at all
     generation.refresh_from_db()
     assert generation.status == Status.RUNNING
     report = wait_for(lambda: reap(stale_after=1), 10, what="the heartbeat to go stale")
     assert report.abandoned == [str(generation.pk)]
     generation.refresh_from_db()
     assert generation.status == Status.FAILED and generation.error_code == "abandoned"
+    assert generation.finished_at is not None and generation.worker == ""
     [attempt] = GenerationAttempt.objects.filter(generation=generation)
     assert attempt.outcome == "abandoned" and attempt.maybe_billed and attempt.finished_at
+    assert not GeneratedImage.objects.filter(generation=generation).exists()
+
+
+def test_a_worker_killed_after_the_images_arrived_stores_them_without_a_second_call(
+    worker_process: Any, queue_mode: Any, gptimage_openai: Any, settings: Any, media: Path
+) -> None:
+    """Killed while saving: the paid-for images are in the spool; the reaper has them stored
+    (REQUEUE_ABANDONED is off: storing again costs nothing) and the API is not called again."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "stuck": {"BACKEND": "tests.test_worker_process.StuckStorage", "OPTIONS": {"location": str(media)}},
+    }
+    settings.GPTIMAGE = {**settings.GPTIMAGE, "STORAGE": "stuck"}
+    worker = worker_process("--concurrency", "1", "--no-reaper", "--no-with-scheduler")
+    generation = request_generation(prompt="Paid for, then the worker died", quality="low")
+    wait_for(
+        lambda: (
+            ImageGeneration.objects.values_list("phase", flat=True).get(pk=generation.pk) == Phase.STORING
+        ),
+        20,
+        what="the worker to be storing",
+    )
+    worker.kill()
+    settings.GPTIMAGE = {**settings.GPTIMAGE, "STORAGE": "default"}
+
+    report = wait_for(lambda: reap(stale_after=1), 10, what="the heartbeat to go stale")
+    assert report.requeued == [str(generation.pk)]
+    generation.refresh_from_db()
+    assert (
+        generation.status == Status.QUEUED
+        and "without generating (or paying) twice" in generation.error_message
+    )
+    second = worker_process("--concurrency", "1", "--no-reaper")
+    wait_for(lambda: status_of(generation) == Status.SUCCEEDED, 20, what="the kept images to be stored")
+    assert len([r for r in gptimage_openai.requests if r.path.startswith("/v1/images/")]) == 1
+    attempts = list(GenerationAttempt.objects.filter(generation=generation).order_by("number"))
+    assert [a.outcome for a in attempts] == ["abandoned", "succeeded"]
+    assert attempts[0].maybe_billed  # billed once, and the images of that one call are the result
+    [image] = GeneratedImage.objects.filter(generation=generation)
+    assert get_storage().exists(image.file.name)
+    second.signal(signal.SIGTERM)
+    assert second.wait(20) == 0, second.output()[-3000:]
 
 
 def test_requeue_abandoned_lets_a_new_worker_finish_it(
@@ -226,21 +292,31 @@ def test_a_redis_restart_is_survived(
     private_redis: PrivateRedis,
 ) -> None:
     settings.RQ_QUEUES = {**settings.RQ_QUEUES, queue_mode.name: queue_config(private_redis.url)}
-    worker = worker_process("--concurrency", "2")
+    settings.GPTIMAGE = {**settings.GPTIMAGE, "REAP_INTERVAL": 1}
+    worker = worker_process("--concurrency", "2", "--job-monitoring-interval", "1")
     before = request_generation(prompt="Before the restart", quality="low")
     wait_for(lambda: status_of(before) == Status.SUCCEEDED, 20, what="a first generation")
 
     private_redis.stop()
-    with pytest.raises(jobs.QueueUnavailable):
+    with pytest.raises(jobs.QueueUnavailable):  # refused at once: nothing saved to strand
         request_generation(prompt="While Redis is down", quality="low")
-    during = ImageGeneration.objects.get(prompt="While Redis is down")
-    assert during.status == Status.QUEUED
-    time.sleep(1.5)  # the worker's threads and its scheduler run into the outage
-    private_redis.start()  # empty: whatever was in Redis is gone
+    assert not ImageGeneration.objects.filter(prompt="While Redis is down").exists()
 
-    ImageGeneration.objects.filter(pk=during.pk).update(updated_at=timezone.now() - timedelta(minutes=5))
-    assert reap().reenqueued == [str(during.pk)]
-    wait_for(lambda: status_of(during) == Status.SUCCEEDED, 30, what="the worker to reconnect and finish")
+    # Redis goes away between the check and the commit: the record is saved, its job is not.
+    private_redis.start()
+    with transaction.atomic():
+        lost = request_generation(prompt="Lost with Redis", quality="low")
+        private_redis.stop()
+    assert status_of(lost) == Status.QUEUED
+    time.sleep(1.5)  # the worker's threads and its scheduler run into the outage
+    private_redis.start()  # empty: whatever was in Redis is gone, the reaper's schedule too
+
+    # No manual reap(): the worker puts its periodic reaper back, and that finds the orphan
+    # once it is older than the grace period.
+    ImageGeneration.objects.filter(pk=lost.pk).update(updated_at=timezone.now() - timedelta(minutes=5))
+    wait_for(
+        lambda: status_of(lost) == Status.SUCCEEDED, 40, what="the worker's reaper to enqueue the orphan"
+    )
     assert worker.alive()
 
     # The scheduler came back too: a retry (a scheduled job) still runs.

@@ -80,7 +80,7 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
         ),
         ErrorInfo(
             ErrorCode.RATE_LIMITED,
-            "The image service is busy with too many requests from this site. It will be retried shortly.",
+            "The image service is busy with too many requests from this site.",
             RetryRule.BACKOFF,
         ),
         ErrorInfo(
@@ -91,13 +91,14 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
         ),
         ErrorInfo(
             ErrorCode.TIMEOUT,
-            "The image service did not answer in time. The request may still have been billed.",
+            "The image service did not answer in time, or the connection dropped before it did. "
+            "The request may still have been billed.",
             RetryRule.IF_CONFIGURED,
             maybe_billed=True,
         ),
         ErrorInfo(
             ErrorCode.PROVIDER_ERROR,
-            "The image service had an internal error or is overloaded. It will be retried shortly.",
+            "The image service had an internal error or is overloaded.",
             RetryRule.BACKOFF,
         ),
         ErrorInfo(

@@ -15,6 +15,7 @@ class RetryOptions:
     backoff_max: float = 300.0
     retry_on_timeout: bool = False
     requeue_abandoned: bool = False
+    retry_after_max: float = 900.0  # a longer Retry-After fails the generation instead of waiting
 
 
 def retry_delay(
@@ -27,8 +28,10 @@ def retry_delay(
 ) -> float | None:
     """Seconds to wait before the next attempt, or None when this failure is final.
 
-    Exponential backoff with "full jitter" spreads retries of many jobs hit by the same
-    outage; a provider's Retry-After is a floor, never shortened.
+    Exponential backoff with "equal jitter" (a random delay between half the ceiling and the
+    ceiling) spreads retries of many jobs hit by the same outage while the wait still grows.
+    A provider's Retry-After is a floor, never shortened; one longer than ``retry_after_max``
+    makes the failure final rather than leaving the editor waiting that long.
     """
     code = ErrorCode(code)
     rule = error_info(code).retry
@@ -45,5 +48,7 @@ def retry_delay(
     ceiling = min(options.backoff_max, options.backoff_base * (2 ** max(0, attempts - 1)))
     delay = (rng or random).uniform(ceiling / 2, ceiling)
     if retry_after is not None:
-        delay = max(delay, min(retry_after, options.backoff_max))
+        if retry_after > options.retry_after_max:
+            return None
+        delay = max(delay, retry_after)
     return round(delay, 3)

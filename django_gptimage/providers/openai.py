@@ -27,6 +27,8 @@ from ._sse import SSEImageReader
 from .base import ProgressCallback, Provider, ProviderError, ProviderRequest, ProviderResult, ResultFile
 
 CHUNK_SIZE = 256 * 1024
+# Error codes OpenAI uses for an account that may not spend more (sent with HTTP 400 or 429).
+BILLING_CODES = ("insufficient_quota", "billing_hard_limit_reached", "billing_not_active")
 MAX_ERROR_BODY = 64 * 1024
 RATE_LIMIT_HEADERS = (
     "x-ratelimit-limit-requests",
@@ -179,9 +181,17 @@ class OpenAIProvider(Provider):
                 else ErrorCode.TIMEOUT
             )
             raise ProviderError(code, _timeout_detail(exc)) from None
-        except httpx.TransportError as exc:
+        except (httpx.ConnectError, httpx.WriteError) as exc:
+            # Not connected, or the request never fully left: nothing can have been billed.
             raise ProviderError(
                 ErrorCode.PROVIDER_ERROR, f"connection failed: {exc.__class__.__name__}"
+            ) from None
+        except httpx.TransportError as exc:
+            # The whole request went out and the connection died before an answer: OpenAI may
+            # be generating (and billing) it anyway, so this is retried only like a timeout.
+            raise ProviderError(
+                ErrorCode.TIMEOUT,
+                f"the connection was closed before an answer came ({exc.__class__.__name__})",
             ) from None
         try:
             request_id = response.headers.get("x-request-id")
@@ -366,6 +376,8 @@ def _error_from_envelope(
         mapped = ErrorCode.MODERATION_BLOCKED
     elif status == 429:
         mapped = ErrorCode.QUOTA_EXCEEDED if "insufficient_quota" in (code, kind) else ErrorCode.RATE_LIMITED
+    elif code in BILLING_CODES or kind in BILLING_CODES:
+        mapped = ErrorCode.QUOTA_EXCEEDED  # a 400 for the account's spending limit: not the request's fault
     elif status in (401, 403):
         mapped = ErrorCode.AUTH_FAILED
     elif status == 404:

@@ -91,16 +91,13 @@ class Command(BaseCommand):
             job_monitoring_interval=options["job_monitoring_interval"],
             logging_level=level,
             max_jobs=options["max_jobs"],
+            reaper=not options["no_reaper"],
         )
         try:
             pool.connection.ping()
         except RedisError as exc:
             self.stderr.write(self.style.ERROR(f"Redis is not reachable for {', '.join(queues)}: {exc}"))
             sys.exit(1)
-        if not options["no_reaper"] and not options["burst"]:
-            from django_gptimage.reaper import schedule_reaper
-
-            schedule_reaper()
         status = pool.run()
         if status:
             sys.exit(status)
