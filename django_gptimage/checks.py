@@ -20,6 +20,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .conf import DEFAULTS, gptimage_settings
 from .domain.capabilities import FORMATS, KNOWN_MODELS, MODES, QUALITIES, ModelCapabilities, get_capabilities
+from .domain.matrix import matrix
 from .domain.policy import Policy
 from .domain.sizes import RATIOS, TIERS, resolve_size
 
@@ -270,10 +271,23 @@ def _empty_policy_errors(policy: Policy) -> list[CheckMessage]:
             empty.append("ALLOWED_QUALITIES")
         if not any(policy.effective_formats(caps) for caps in models):
             empty.append("ALLOWED_FORMATS")
-    return [
-        _policy_error(f"GPTIMAGE[{key!r}] leaves nothing allowed, so every request is refused.", hint)
-        for key in empty
-    ]
+    if empty:
+        return [
+            _policy_error(f"GPTIMAGE[{key!r}] leaves nothing allowed, so every request is refused.", hint)
+            for key in empty
+        ]
+    # Each list may allow something and their combination nothing (1:1 with only 4K; gpt-image-1,
+    # which has no 2K or 4K, with only those tiers): the same matrix the docs show decides.
+    if models and not any(row.allowed for caps in models for row in matrix(caps.model, policy)):
+        names = ", ".join(caps.model for caps in models)
+        return [
+            _policy_error(
+                f"No ratio x tier x mode the site policy allows has a size for {names}, so every "
+                "request is refused.",
+                "Allow a ratio and tier that fit together; `manage.py gptimage_matrix --policy` shows them.",
+            )
+        ]
+    return []
 
 
 # E007 / W001 ----------------------------------------------------------------------------------

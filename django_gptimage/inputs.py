@@ -53,7 +53,16 @@ def spool_upload(
     os.makedirs(directory, exist_ok=True)
     target = os.path.join(directory, stem)
     digest = hashlib.sha256()
-    handle = open(source, "rb") if isinstance(source, str | os.PathLike) else source  # noqa: SIM115
+    if isinstance(source, str | os.PathLike):
+        try:
+            handle: IO[bytes] = open(source, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            # A refusal with the field, like any other unreadable input, not a traceback.
+            reason = exc.strerror or exc.__class__.__name__
+            problem = f"{name!r} cannot be read ({reason.lower()})."
+            return InspectedUpload(InputImage(name, None, 0, problem=problem), "", "")
+    else:
+        handle = source
     try:
         if hasattr(handle, "seek"):
             handle.seek(0)

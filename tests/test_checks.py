@@ -213,6 +213,20 @@ def test_e006_all_unknown_values_leave_nothing():
     assert ids(messages) == ["django_gptimage.E006", "django_gptimage.E006"]  # unknown + empty
 
 
+@pytest.mark.parametrize(
+    "policy",
+    [
+        {"ALLOWED_RATIOS": ["1:1"], "ALLOWED_TIERS": ["4K"], "DEFAULT_RATIO": "1:1", "DEFAULT_TIER": "4K"},
+        {"MODEL": "gpt-image-1", "ALLOWED_TIERS": ["2K", "4K"], "DEFAULT_TIER": "2K"},
+        {"ALLOWED_RATIOS": ["auto"], "ALLOWED_TIERS": ["2K"], "DEFAULT_RATIO": "auto", "DEFAULT_TIER": "2K"},
+    ],
+)
+def test_e006_lists_that_each_allow_something_but_no_combination(policy):
+    message = only(run(**policy), "django_gptimage.E006")
+    assert "every request is refused" in message.msg
+    assert "gptimage_matrix" in message.hint
+
+
 def test_e006_a_narrow_policy_is_fine():
     assert (
         run(

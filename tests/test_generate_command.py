@@ -135,3 +135,58 @@ def test_without_wait_it_exits_0_with_the_record_queued(queue_mode: Any, media: 
     assert status == 0
     assert record["status"] == "queued"
     assert queue_mode.count == 1
+
+
+def test_redis_down_exits_1_with_one_json_object(queue_mode: Any, settings: Any, media: Any) -> None:
+    settings.RQ_QUEUES = {**settings.RQ_QUEUES, queue_mode.name: {"URL": "redis://127.0.0.1:1/0"}}
+    status, record, _ = generate("--prompt", "While Redis is down", "--wait")
+    assert status == 1
+    assert set(record) >= JSON_KEYS
+    assert record["status"] == "failed" and record["error_code"] == "queue_unavailable"
+    assert "not reachable" in record["error_message"]
+    assert ImageGeneration.objects.count() == 0
+
+
+def test_image_to_image_with_a_mask_from_the_command_line(
+    worker: Any, gptimage_openai: Any, media: Any, tmp_path: Any
+) -> None:
+    source, mask = tmp_path / "photo.png", tmp_path / "mask.png"
+    Image.new("RGB", (1024, 1536), "teal").save(source)
+    Image.new("RGBA", (1024, 1536), (0, 0, 0, 0)).save(mask)
+    status, record, err = generate(
+        "--prompt", "Put a red umbrella in it", "--image", str(source), "--mask", str(mask),
+        "--ratio", "2:3", "--format", "webp", "--compression", "80", "--background", "opaque",
+        "--quality", "low", "--wait",
+    )  # fmt: skip
+    assert status == 0, err
+    [sent] = image_requests(gptimage_openai)
+    assert sent.path == "/v1/images/edits"
+    assert sent.form["output_format"] == "webp" and sent.form["output_compression"] == "80"
+    assert sent.form["background"] == "opaque" and sent.form["size"] == "688x1024"  # 2:3 at 1K
+    assert {f.field for f in sent.files} == {"image", "mask"}
+    [name] = record["files"]
+    with get_storage().open(name) as fh, Image.open(fh) as image:
+        assert image.format == "WEBP" and image.size == (688, 1024)
+
+
+@pytest.mark.parametrize("flag", ["--image", "--mask"])
+def test_a_missing_input_file_is_a_field_level_refusal(
+    queue_mode: Any, gptimage_openai: Any, media: Any, tmp_path: Any, flag: str
+) -> None:
+    present = tmp_path / "photo.png"
+    Image.new("RGB", (1024, 1024), "teal").save(present)
+    args = ["--image", str(present), "--mask", str(tmp_path / "nope.png")]
+    if flag == "--image":
+        args = ["--image", str(tmp_path / "nope.png")]
+    status, record, _ = generate("--prompt", "Edit it", "--ratio", "1:1", *args, "--wait")
+    assert status == 2
+    field = "images" if flag == "--image" else "mask"
+    assert "cannot be read" in " ".join(record["problems"][field])
+    assert image_requests(gptimage_openai) == [] and ImageGeneration.objects.count() == 0
+
+
+def test_sync_runs_in_this_process_without_a_worker(queue_mode: Any, media: Any) -> None:
+    status, record, err = generate("--prompt", "Right here", "--ratio", "3:2", "--sync")
+    assert status == 0, err
+    assert record["status"] == "succeeded" and (record["width"], record["height"]) == (1024, 688)
+    assert queue_mode.count == 0

@@ -176,6 +176,13 @@ def test_explicit_auto_size():
     assert fields(result) == ["size"]
 
 
+def test_explicit_auto_size_does_not_get_round_the_tiers():
+    # auto makes about 1K: a site (or a user's access) without 1K must not get it this way.
+    result = validate(request(size="auto"), Policy(tiers=("2K",)))
+    assert fields(result) == ["tier"]
+    assert result.problems[0].code == "access_denied"
+
+
 def test_explicit_size_for_gpt_image_1():
     assert validate(request(model="gpt-image-1", size="1536x1024")).ok
     result = validate(request(model="gpt-image-1", size="1536x864"))

@@ -170,10 +170,16 @@ def _check_size(
     mode = request.mode if request.mode in MODES else "text-to-image"
     if request.size:
         if request.size == AUTO:
+            ok = True
             if "auto" not in policy.effective_ratios():
                 result.add("size", "Automatic sizing is not allowed here; pick a ratio.")
-                return None
-            return SizeChoice(AUTO, "1K", mode, None, None, True)
+                ok = False
+            if "1K" not in policy.effective_tiers():  # auto picks a size of about 1K
+                result.add(
+                    "tier", "Automatic sizing makes 1K images, which are not allowed here.", "access_denied"
+                )
+                ok = False
+            return SizeChoice(AUTO, "1K", mode, None, None, True) if ok else None
         parsed = parse_size(request.size)
         if parsed is None:
             result.add(

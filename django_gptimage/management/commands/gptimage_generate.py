@@ -89,7 +89,15 @@ class Command(BaseCommand):
             self._refused(refused, options)
             sys.exit(EXIT_REFUSED)
         except QueueUnavailable as exc:
-            self.stderr.write(self.style.ERROR(str(exc)))
+            if options["json"]:
+                payload = {
+                    "id": None, "status": "failed", "error_code": "queue_unavailable",
+                    "error_message": str(exc), "width": None, "height": None, "files": [],
+                    "provider_request_id": None, "cost": None,
+                }  # fmt: skip
+                self.stdout.write(json.dumps(payload))
+            else:
+                self.stderr.write(self.style.ERROR(str(exc)))
             sys.exit(EXIT_FAILED)
         if options["wait"] and not generation.is_finished:
             generation = self._wait(generation, options["timeout"])
