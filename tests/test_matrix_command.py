@@ -147,8 +147,11 @@ def test_markdown_output():
     text = run("--markdown", "--model", "gpt-image-2")
     assert text.startswith("### gpt-image-2")
     assert "#### text-to-image" in text and "#### image-to-image" in text
-    assert "| 16:9 | 4K | 3840x2160 | yes |  |" in text
-    assert "| 16:9 | 1K | 1088x608 | yes |  |" in text
+    assert "| ratio | tier | mode | width | height | allowed | reason |" in text
+    assert "| 16:9 | 4K | text-to-image | 3840 | 2160 | yes |  |" in text
+    assert "| 16:9 | 1K | text-to-image | 1088 | 608 | yes |  |" in text  # raised to the pixel floor
+    assert "| 1:1 | 4K | text-to-image | 3840 | 3840 | no | 1:1 at 4K would be" in text
+    assert "| auto | 1K | image-to-image | auto | auto | yes |  |" in text
 
 
 # docs/sizes.md ----------------------------------------------------------------------------------
@@ -183,7 +186,7 @@ def test_write_docs_rewrites_only_the_marked_blocks(tmp_path):
     assert text.startswith("# Intro\n\n<!-- BEGIN GENERATED: gpt-image-1 -->\n### gpt-image-1\n")
     assert text.endswith("<!-- END GENERATED: gpt-image-1 -->\n\nOutro\n")
     assert "old table" not in text
-    assert "| 3:2 | 1K | 1536x1024 | yes |  |" in text
+    assert "| 3:2 | 1K | text-to-image | 1536 | 1024 | yes |  |" in text
     assert "up to date" in run("--write-docs", str(doc))
     assert doc.read_text(encoding="utf-8") == text
 

@@ -60,9 +60,18 @@ def as_markdown(rows: list[SizeChoice], model: str) -> str:
         mode_rows = [r for r in rows if r.mode == mode]
         if not mode_rows:
             continue
-        out += [f"#### {mode}", "", "| ratio | tier | size | allowed | reason |", "|---|---|---|---|---|"]
+        out += [
+            f"#### {mode}",
+            "",
+            "| ratio | tier | mode | width | height | allowed | reason |",
+            "|---|---|---|---:|---:|---|---|",
+        ]
         for r in mode_rows:
-            size = r.size if r.allowed else (f"{r.width}x{r.height}" if r.width else "-")
-            out.append(f"| {r.ratio} | {r.tier} | {size} | {'yes' if r.allowed else 'no'} | {r.reason} |")
+            # A refused cell still shows the size it would have had (the reason refers to it).
+            width, height = (r.width or "-", r.height or "-")
+            if r.ratio == "auto" and r.allowed:
+                width, height = "auto", "auto"  # the model picks
+            allowed = "yes" if r.allowed else "no"
+            out.append(f"| {r.ratio} | {r.tier} | {r.mode} | {width} | {height} | {allowed} | {r.reason} |")
         out.append("")
     return "\n".join(out)

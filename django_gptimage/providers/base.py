@@ -7,6 +7,7 @@ A provider turns a validated :class:`ProviderRequest` into result files in a spo
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,7 +116,9 @@ class Provider:
         """What, in the settings, makes a cached instance stale (never a secret in clear)."""
         from django_gptimage.conf import gptimage_settings
 
-        return (repr(sorted(gptimage_settings.PROVIDER_OPTIONS.items())),)
+        # Hashed: PROVIDER_OPTIONS may hold a credential, and the fingerprint is a cache key.
+        options = repr(sorted(gptimage_settings.PROVIDER_OPTIONS.items()))
+        return (hashlib.sha256(options.encode()).hexdigest()[:16],)
 
     def generate(
         self, request: ProviderRequest, *, spool_dir: str, progress: ProgressCallback | None = None
