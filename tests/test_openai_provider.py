@@ -744,3 +744,23 @@ def test_request_is_frozen_dataclass():
     request = text_request()
     with pytest.raises(dataclasses.FrozenInstanceError):
         request.n = 2  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("code", ["billing_hard_limit_reached", "billing_not_active"])
+def test_a_spending_limit_400_is_quota_exceeded_not_bad_input(spool, code):
+    """OpenAI answers an account over its hard spending limit with HTTP 400: never retried,
+    never blamed on the editor's parameters."""
+    envelope = {"error": {"message": "Billing hard limit has been reached", "type": "invalid_request_error",
+                          "param": None, "code": code}}  # fmt: skip
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json=envelope, headers={"x-request-id": "req_limit"})
+
+    p = OpenAIProvider(api_key="sk-unused", transport=httpx.MockTransport(handler))
+    try:
+        with pytest.raises(ProviderError) as info:
+            p.generate(text_request(), spool_dir=spool)
+    finally:
+        p.close()
+    assert info.value.code is ErrorCode.QUOTA_EXCEEDED
+    assert info.value.status == 400 and info.value.request_id == "req_limit"

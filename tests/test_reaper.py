@@ -180,3 +180,65 @@ def test_a_due_reaper_run_jumps_the_generation_backlog(queue_mode: Any, settings
         scheduler.release_locks()
     assert queue_mode.get_job_ids()[0] == reaper_id
     assert queue_mode.count == len(backlog) + 1
+
+
+def test_the_reap_command_reports_and_acts(queue_mode: Any) -> None:
+    import io
+
+    from django.core.management import call_command
+
+    stale = running_record(heartbeat_age=600)
+    fresh = running_record(heartbeat_age=5)
+
+    out = io.StringIO()
+    call_command("gptimage_reap", "--dry-run", stdout=out)
+    assert out.getvalue().strip() == f"{stale.pk}: would be abandoned"
+    assert ImageGeneration.objects.get(pk=stale.pk).status == Status.RUNNING
+
+    out = io.StringIO()
+    call_command("gptimage_reap", "--stale-after", "1", stdout=out)
+    assert set(out.getvalue().split("\n")) >= {f"{stale.pk}: abandoned", f"{fresh.pk}: abandoned"}
+    assert set(ImageGeneration.objects.values_list("status", flat=True)) == {Status.FAILED}
+
+    out = io.StringIO()
+    call_command("gptimage_reap", stdout=out)
+    assert out.getvalue().strip() == "Nothing to reap."
+
+
+def test_a_record_killed_while_storing_is_stored_again_not_abandoned(
+    queue_mode: Any, run_worker: Any
+) -> None:
+    """The images had come back (and are in the spool) when the worker died: store them,
+    REQUEUE_ABANDONED or not, and say that nothing is billed twice."""
+    from django_gptimage.models import GeneratedImage
+    from django_gptimage.providers import get_provider
+    from django_gptimage.runner import _provider_request
+
+    generation = running_record(heartbeat_age=600)
+    spool = f"{generation.pk}-spool"
+    import os
+
+    from django_gptimage.conf import gptimage_settings
+
+    spool_dir = os.path.join(gptimage_settings.SPOOL_DIR, spool)
+    result = get_provider("offline").generate(_provider_request(generation), spool_dir=spool_dir)
+    spooled = [
+        {"index": f.index, "path": f.path, "sha256": f.sha256, "size_bytes": f.size_bytes}
+        for f in result.files
+    ]
+    ImageGeneration.objects.filter(pk=generation.pk).update(
+        metadata={"spooled": spooled}, spool_dir=spool_dir
+    )
+
+    report = reap()
+    assert report.requeued == [str(generation.pk)] and report.abandoned == []
+    generation.refresh_from_db()
+    assert generation.status == Status.QUEUED and "saved again" in generation.error_message
+    [attempt] = GenerationAttempt.objects.filter(generation=generation)
+    assert attempt.outcome == "abandoned" and not attempt.maybe_billed  # nothing lost, nothing billed twice
+
+    run_worker()
+    generation.refresh_from_db()
+    assert generation.status == Status.SUCCEEDED
+    [image] = GeneratedImage.objects.filter(generation=generation)
+    assert image.sha256 == spooled[0]["sha256"]

@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from django_gptimage.reaper import reap
+from django_gptimage.runner import HEARTBEAT_INTERVAL
 
 
 class Command(BaseCommand):
@@ -22,14 +23,23 @@ class Command(BaseCommand):
         parser.add_argument("--loop", type=float, metavar="SECONDS", help="Keep running, every SECONDS.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        logging.getLogger("django_gptimage").setLevel(logging.DEBUG if self.verbosity > 1 else logging.INFO)
+        verbosity = int(options["verbosity"])
+        logging.getLogger("django_gptimage").setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
+        stale_after = options["stale_after"]
+        if stale_after is not None and stale_after < 2 * HEARTBEAT_INTERVAL:
+            self.stderr.write(
+                self.style.WARNING(
+                    f"--stale-after {stale_after:g} is shorter than two heartbeats "
+                    f"({2 * HEARTBEAT_INTERVAL:g} s): generations that are still running may be judged dead."
+                )
+            )
         while True:
-            report = reap(stale_after=options["stale_after"], dry_run=options["dry_run"])
+            report = reap(stale_after=stale_after, dry_run=options["dry_run"])
             prefix = "would be " if options["dry_run"] else ""
             for label in ("abandoned", "requeued", "reenqueued"):
                 for pk in getattr(report, label):
                     self.stdout.write(f"{pk}: {prefix}{label}")
-            if not report and self.verbosity >= 1:
+            if not report and verbosity >= 1:
                 self.stdout.write("Nothing to reap.")
             if not options["loop"]:
                 return
