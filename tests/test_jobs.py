@@ -525,6 +525,26 @@ def test_partial_previews_are_stored_while_streaming(openai: Any, settings: Any,
         assert preview.size == (generation.width, generation.height)
 
 
+def test_a_partial_preview_is_visible_while_the_generation_runs(
+    openai: Any, settings: Any, thread_worker: Any
+) -> None:
+    settings.GPTIMAGE = {**settings.GPTIMAGE, "PARTIAL_IMAGES": 2}
+    openai.add_fault("delay", seconds=3, after=2)  # both partials come, then the final takes 3 s
+    thread_worker(concurrency=1)
+    generation = generate()
+
+    def preview_while_running() -> ImageGeneration | None:
+        current = ImageGeneration.objects.get(pk=generation.pk)
+        return current if current.preview and current.status == Status.RUNNING else None
+
+    running = wait_for(preview_while_running, 20, what="a preview while running")
+    assert running.phase == Phase.RECEIVING
+    assert running.preview.startswith(f"gptimage/previews/{generation.pk}/partial-")
+    with get_storage().open(running.preview) as fh, Image.open(fh) as preview:
+        assert preview.size == (generation.width, generation.height)
+    wait_for(lambda: ImageGeneration.objects.get(pk=generation.pk).status == Status.SUCCEEDED, 20)
+
+
 # -- what the threaded worker relies on ------------------------------------------------------------
 
 

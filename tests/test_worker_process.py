@@ -330,3 +330,39 @@ def test_a_redis_restart_is_survived(
     assert len([r for r in gptimage_openai.requests if r.path.startswith("/v1/images/")]) == 4
     worker.signal(signal.SIGTERM)
     assert worker.wait(20) == 0, worker.output()[-3000:]
+
+
+class OnceBrokenStorage(FileSystemStorage):
+    """Refuses its first write in each process (a bucket briefly unreachable), then works."""
+
+    failed = False
+
+    def _save(self, name: str, content: Any) -> str:
+        if not OnceBrokenStorage.failed:
+            OnceBrokenStorage.failed = True
+            raise OSError(5, "Input/output error")
+        return super()._save(name, content)
+
+
+def test_a_storage_failure_on_a_worker_is_stored_by_the_retry_without_a_second_call(
+    worker_process: Any, queue_mode: Any, gptimage_openai: Any, settings: Any, media: Path
+) -> None:
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "flaky": {
+            "BACKEND": "tests.test_worker_process.OnceBrokenStorage",
+            "OPTIONS": {"location": str(media)},
+        },
+    }
+    settings.GPTIMAGE = {**settings.GPTIMAGE, "STORAGE": "flaky", "MAX_ATTEMPTS": 3}
+    worker = worker_process("--concurrency", "1", "--no-reaper")
+    generation = request_generation(prompt="Stored on the second try", quality="low")
+    wait_for(lambda: status_of(generation) == Status.SUCCEEDED, 30, what="the store-only retry")
+    attempts = list(GenerationAttempt.objects.filter(generation=generation).order_by("number"))
+    assert [a.outcome for a in attempts] == ["storage_error", "succeeded"]
+    assert attempts[0].will_retry and "Input/output error" in attempts[0].error_message
+    assert len([r for r in gptimage_openai.requests if r.path.startswith("/v1/images/")]) == 1
+    [image] = GeneratedImage.objects.filter(generation=generation)
+    assert (media / image.file.name).is_file()
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(20) == 0, worker.output()[-3000:]

@@ -30,7 +30,7 @@ class Fault:
 
     ``path`` limits it to one endpoint ("/v1/images/edits", "/images/edits" or "edits").
     ``retry_after``: seconds advertised by ``rate_limited``. ``seconds``: how long ``delay``
-    sleeps. ``fraction``: share of the body ``truncated`` sends. ``after``: events sent before
+    sleeps (before answering; on a streaming request with ``after``, before event ``after``). ``fraction``: share of the body ``truncated`` sends. ``after``: events sent before
     ``stream_error``/``stream_cut``/stream ``truncated`` (default: all partial images).
     ``size``: "WxH" that ``wrong_size`` produces (default: half the requested size).
     ``message``: replaces the error message of an error kind.

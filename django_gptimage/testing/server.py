@@ -279,8 +279,8 @@ class FakeOpenAIServer:
             if fault.kind in ERROR_KINDS:
                 err = fault.error(model if isinstance(model, str) else "gpt-image-2", request_id)
                 return send_error(h, err, self._headers(request_id, started))
-            if fault.kind == "delay":
-                self._stopping.wait(fault.seconds)
+            if fault.kind == "delay" and not (stream and fault.after is not None):
+                self._stopping.wait(fault.seconds)  # (a streamed delay with `after` waits mid-stream)
             elif fault.kind == "drop":
                 h.close_connection = True  # hang up without a word
                 return
@@ -306,7 +306,9 @@ class FakeOpenAIServer:
             self._account(answers.job_usage(job)["total_tokens"])
             events = answers.stream_events(job, self.image_mode, fault)
             after = job.partial_images if fault is None or fault.after is None else fault.after
-            return send_stream(h, events, self._headers(request_id, started), fault, after, job.model)
+            return send_stream(
+                h, events, self._headers(request_id, started), fault, after, job.model, self._stopping.wait
+            )
         payload = answers.images_response(job, self.image_mode, fault)
         self._account(payload["usage"]["total_tokens"])
         encoded = json.dumps(payload).encode()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler
+from typing import Any
 
 from . import answers
 from .errors import APIError
@@ -54,8 +56,10 @@ def send_stream(
     fault: Fault | None,
     after: int,
     model: str,
+    sleep: Callable[[float], Any] = time.sleep,
 ) -> None:
-    """Server-sent events over chunked encoding; stream faults strike before event ``after``."""
+    """Server-sent events over chunked encoding; stream faults strike before event ``after``
+    (``delay`` pauses there: partial images arrive, then the final image takes its time)."""
     stream_headers = {"content-type": "text/event-stream; charset=utf-8", "transfer-encoding": "chunked"}
     _head(h, 200, {**headers, **stream_headers, "cache-control": "no-cache"})
 
@@ -65,6 +69,8 @@ def send_stream(
 
     kind = fault.kind if fault else None
     for index, event in enumerate(events):
+        if index == after and kind == "delay" and fault is not None:
+            sleep(fault.seconds)
         if index == after and kind == "stream_error":
             error = Fault("server_error").error(model, headers["x-request-id"])
             chunk(answers.sse("error", {"type": "error", **error.envelope()}))
