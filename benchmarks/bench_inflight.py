@@ -348,7 +348,7 @@ def main() -> None:
     if not redis_url:
         from django_gptimage import embedded_redis
 
-        redis_url = embedded_redis.start(os.path.join(workdir, "redis.rdb"))
+        redis_url = embedded_redis.start(os.path.join(workdir, "redis.rdb"), stop_at_exit=True)
     try:
         with fake_server(args.delay) as base_url:
             write_settings(

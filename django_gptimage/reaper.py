@@ -97,12 +97,11 @@ def _abandon(generation: ImageGeneration, report: ReapReport, *, dry_run: bool) 
     ).update(**fields, updated_at=now)
     if not updated:
         return
-    open_attempts = GenerationAttempt.objects.filter(generation=generation, finished_at__isnull=True)
-    attempt_fields: dict[str, Any] = {"finished_at": now, "outcome": ErrorCode.ABANDONED,
-                                      "error_message": info.message, "will_retry": delay is not None}  # fmt: skip
-    if not store_only:
-        attempt_fields["maybe_billed"] = True  # the lost call may have been charged
-    open_attempts.update(**attempt_fields)
+    # The lost call may have been charged; with images in the spool it certainly was (once).
+    GenerationAttempt.objects.filter(generation=generation, finished_at__isnull=True).update(
+        finished_at=now, outcome=ErrorCode.ABANDONED, error_message=info.message, maybe_billed=True,
+        will_retry=delay is not None,
+    )  # fmt: skip
     if delay is None:
         report.abandoned.append(str(generation.pk))
         return

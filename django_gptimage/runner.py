@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections, connection
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from rq.timeouts import BaseTimeoutException as JobTimeout  # raised into a job past JOB_TIMEOUT
 
 from django_gptimage.conf import gptimage_settings
 from django_gptimage.domain.errors import ErrorCode, RetryRule, error_info
@@ -28,11 +30,6 @@ from django_gptimage.domain.retry import RetryOptions, retry_delay
 from django_gptimage.models import GeneratedImage, GenerationAttempt, ImageGeneration, Phase, Status
 from django_gptimage.providers import InputFile, ProviderError, ProviderRequest, ProviderResult, get_provider
 from django_gptimage.storage import ImageCheckError, check_image, result_name, save_file
-
-try:  # RQ's job timeout, raised into the job when JOB_TIMEOUT is over
-    from rq.timeouts import BaseTimeoutException as JobTimeout
-except ImportError:  # pragma: no cover - rq is a dependency; keep the runner importable without it
-    JobTimeout = TimeoutError  # type: ignore[misc,assignment]
 
 logger = logging.getLogger("django_gptimage")
 
@@ -171,7 +168,12 @@ def run_generation(generation_id: Any, *, worker: str | None = None) -> RunOutco
             generation.pk,
             gptimage_settings.SPOOL_DIR,
         )
-        _end_attempt(attempt, ErrorCode.ABANDONED, "The record was taken over by the reaper.")
+        # The reaper closed this attempt (and judged its billing) when it took the record: only
+        # an attempt it has not seen yet is closed here.
+        GenerationAttempt.objects.filter(pk=attempt.pk, finished_at__isnull=True).update(
+            finished_at=timezone.now(), outcome=ErrorCode.ABANDONED, maybe_billed=True,
+            error_message="The record was taken over by the reaper.",
+        )  # fmt: skip
         return RunOutcome(ImageGeneration.objects.get(pk=generation.pk))
     finally:
         heartbeat.discard(generation.pk)
@@ -212,7 +214,7 @@ def _content_type(fmt: str) -> str:
 def _local_path(inp: Any) -> str:
     """A local path for an input file, copying it out of remote storage into the spool if needed."""
     try:
-        return inp.file.path
+        path = inp.file.path
     except NotImplementedError:
         target = os.path.join(
             gptimage_settings.SPOOL_DIR, str(inp.generation_id), "inputs", f"{inp.role}-{inp.index}"
@@ -222,14 +224,26 @@ def _local_path(inp: Any) -> str:
             with inp.file.open("rb") as src, open(target, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1024 * 1024)
         return target
+    if not os.path.isfile(path):  # checked here, before sending, not by the provider mid-request
+        raise FileNotFoundError(2, "No such file", inp.file.name)
+    return path
 
 
 def _call_provider(generation: ImageGeneration, attempt: GenerationAttempt) -> RunOutcome:
     spool_dir = os.path.join(gptimage_settings.SPOOL_DIR, str(generation.pk), f"attempt-{attempt.number}")
     progress = _Progress(generation)
+    # Set-up problems come before anything is sent: they bill nothing and say what is wrong.
     try:
         provider = get_provider(generation.provider)
-        result = provider.generate(_provider_request(generation), spool_dir=spool_dir, progress=progress)
+    except ImproperlyConfigured as exc:
+        return _failed(generation, attempt, ProviderError(ErrorCode.CONFIGURATION_ERROR, str(exc)[:300]))
+    try:
+        request = _provider_request(generation)
+    except OSError as exc:  # an input image could not be read back from storage
+        detail = f"reading the input images: {_storage_detail(exc)}"
+        return _failed(generation, attempt, ProviderError(ErrorCode.STORAGE_ERROR, detail))
+    try:
+        result = provider.generate(request, spool_dir=spool_dir, progress=progress)
     except ProviderError as error:
         shutil.rmtree(spool_dir, ignore_errors=True)
         return _failed(generation, attempt, error)
@@ -249,7 +263,7 @@ def _call_provider(generation: ImageGeneration, attempt: GenerationAttempt) -> R
         error = ProviderError(
             ErrorCode.PROVIDER_ERROR, f"unexpected {exc.__class__.__name__}; not retried automatically"
         )
-        attempt.maybe_billed = True
+        attempt.maybe_billed = getattr(provider, "billable", True)
         return _failed(generation, attempt, error, retry=False)
     return _received(generation, attempt, result, spool_dir, billable=getattr(provider, "billable", True))
 
@@ -300,6 +314,10 @@ def _received(
         for f in result.files
     ]
     metadata = {**generation.metadata, "spooled": spooled, "response": _response_meta(result)}
+    # The attempt first: that this call was billed is a fact even if the claim is gone now.
+    attempt.provider_request_id = result.request_id or ""
+    attempt.maybe_billed = billable
+    attempt.save(update_fields=["provider_request_id", "maybe_billed"])
     _update(
         generation,
         provider_request_id=result.request_id or "",
@@ -308,9 +326,6 @@ def _received(
         spool_dir=spool_dir,
         metadata=metadata,
     )
-    attempt.provider_request_id = result.request_id or ""
-    attempt.maybe_billed = billable
-    attempt.save(update_fields=["provider_request_id", "maybe_billed"])
     return _store(generation, attempt, spooled)
 
 
@@ -426,9 +441,7 @@ def _failed(
             )
             detail = f"{detail}; {why}" if detail else why
         return _finish(generation, attempt, Status.FAILED, error.code, detail)
-    attempt.will_retry = True
-    _end_attempt(attempt, error.code, error.message)
-    _update(
+    _update(  # the record first: if the claim is gone, this attempt's verdict is not ours to write
         generation,
         status=Status.QUEUED,
         phase=Phase.QUEUED,
@@ -438,11 +451,13 @@ def _failed(
         provider_request_id=generation.provider_request_id,
         worker="",
     )
+    attempt.will_retry = True
+    _end_attempt(attempt, error.code, error.message)
     return RunOutcome(generation, retry_in=delay)
 
 
-def _end_attempt(attempt: GenerationAttempt, outcome: str, message: str = "") -> None:
-    attempt.finished_at = timezone.now()
+def _end_attempt(attempt: GenerationAttempt, outcome: str, message: str = "", at: Any = None) -> None:
+    attempt.finished_at = at or timezone.now()
     attempt.outcome = outcome
     attempt.error_message = message
     attempt.save()
@@ -458,14 +473,15 @@ def _finish(
     message = ""
     if code is not None:
         message = error_info(code).message + (f" ({detail})" if detail else "")
-    _end_attempt(attempt, str(code or Status.SUCCEEDED), message)
-    _update(
+    now = timezone.now()
+    _update(  # the record first, as in _failed
         generation,
         status=status,
         phase=Phase.DONE,
         error_code=code or "",
         error_message=message,
-        finished_at=timezone.now(),
+        finished_at=now,
         provider_request_id=generation.provider_request_id,
     )
+    _end_attempt(attempt, str(code or Status.SUCCEEDED), message, at=now)
     return RunOutcome(generation)

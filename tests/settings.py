@@ -77,7 +77,7 @@ if not os.environ.get("REDIS_URL"):
     # processes spawned by tests inherit REDIS_URL and join it.
     from django_gptimage import embedded_redis
 
-    os.environ["REDIS_URL"] = embedded_redis.start()
+    os.environ["REDIS_URL"] = embedded_redis.start(stop_at_exit=True)
 REDIS_URL = os.environ["REDIS_URL"]
 RQ_QUEUES = {
     "gptimage": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 900},

@@ -235,7 +235,7 @@ def test_a_record_killed_while_storing_is_stored_again_not_abandoned(
     generation.refresh_from_db()
     assert generation.status == Status.QUEUED and "saved again" in generation.error_message
     [attempt] = GenerationAttempt.objects.filter(generation=generation)
-    assert attempt.outcome == "abandoned" and not attempt.maybe_billed  # nothing lost, nothing billed twice
+    assert attempt.outcome == "abandoned" and attempt.maybe_billed  # billed once; stored, not bought again
 
     run_worker()
     generation.refresh_from_db()

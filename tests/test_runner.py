@@ -17,8 +17,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 class CrashingProvider(OfflineProvider):
-    """A provider with a bug: it fails after the request could have gone out."""
+    """A (paid) provider with a bug: it fails after the request could have gone out."""
 
+    billable = True
     calls = 0
 
     def generate(self, request: Any, *, spool_dir: str, progress: Any = None) -> Any:
@@ -107,6 +108,7 @@ def test_a_worker_that_lost_its_claim_never_overwrites_the_outcome(settings: Any
     assert not GeneratedImage.objects.filter(generation=generation).exists()
     [attempt] = GenerationAttempt.objects.filter(generation=generation)
     assert attempt.outcome == "abandoned" and attempt.finished_at is not None
+    assert attempt.maybe_billed  # the late call did reach the provider: not forgotten
     assert ImageGeneration.objects.get(pk=generation.pk).worker == ""
 
 
@@ -133,3 +135,45 @@ def test_a_lost_claim_under_requeue_is_run_by_the_next_worker_only(
         .values_list("outcome", flat=True)
     )
     assert outcomes == ["abandoned", "succeeded"]
+
+
+class MisconfiguredProvider(OfflineProvider):
+    billable = True
+
+    @classmethod
+    def from_settings(cls) -> Any:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured("GPTIMAGE['PROVIDER_OPTIONS'] lacks 'region'.")
+
+
+def test_a_provider_that_cannot_be_built_is_a_configuration_error_not_billed(settings: Any) -> None:
+    use_provider(settings, "tests.test_runner.MisconfiguredProvider")
+    generation = request_generation(prompt="Never sent")
+    generation.refresh_from_db()
+    assert generation.status == Status.FAILED and generation.error_code == "configuration_error"
+    assert "lacks 'region'" in generation.error_message
+    [attempt] = GenerationAttempt.objects.filter(generation=generation)
+    assert not attempt.maybe_billed
+
+
+def test_an_input_gone_from_storage_is_a_storage_error_before_anything_is_sent(
+    queue_mode: Any, gptimage_openai: Any, tmp_path: Any, settings: Any
+) -> None:
+    from PIL import Image
+
+    from django_gptimage.models import GenerationInput
+
+    settings.GPTIMAGE = {**settings.GPTIMAGE, "MAX_ATTEMPTS": 1}
+    source = tmp_path / "photo.png"
+    Image.new("RGB", (1024, 1024), "teal").save(source)
+    generation = request_generation(prompt="Edit it", images=[source], ratio="1:1", quality="low")
+    stored = GenerationInput.objects.get(generation=generation)
+    stored.file.storage.delete(stored.file.name)  # lost between the request and the run
+    run_burst(queue_mode.name)
+    generation.refresh_from_db()
+    assert generation.status == Status.FAILED and generation.error_code == "storage_error"
+    assert "reading the input images" in generation.error_message
+    assert [r for r in gptimage_openai.requests if r.path.startswith("/v1/images/")] == []
+    [attempt] = GenerationAttempt.objects.filter(generation=generation)
+    assert not attempt.maybe_billed

@@ -110,8 +110,8 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
         ),
         ErrorInfo(
             ErrorCode.STORAGE_ERROR,
-            "The image was generated but could not be saved to storage. It has been kept; retrying "
-            "saves it again without generating (or paying) twice.",
+            "The images could not be saved to (or read from) storage. Anything already generated has "
+            "been kept; retrying saves it again without generating (or paying) twice.",
             RetryRule.STORE_ONLY,
         ),
         ErrorInfo(

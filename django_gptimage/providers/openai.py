@@ -181,17 +181,17 @@ class OpenAIProvider(Provider):
                 else ErrorCode.TIMEOUT
             )
             raise ProviderError(code, _timeout_detail(exc)) from None
-        except (httpx.ConnectError, httpx.WriteError) as exc:
-            # Not connected, or the request never fully left: nothing can have been billed.
-            raise ProviderError(
-                ErrorCode.PROVIDER_ERROR, f"connection failed: {exc.__class__.__name__}"
-            ) from None
-        except httpx.TransportError as exc:
+        except (httpx.ReadError, httpx.RemoteProtocolError, httpx.CloseError) as exc:
             # The whole request went out and the connection died before an answer: OpenAI may
             # be generating (and billing) it anyway, so this is retried only like a timeout.
             raise ProviderError(
                 ErrorCode.TIMEOUT,
                 f"the connection was closed before an answer came ({exc.__class__.__name__})",
+            ) from None
+        except httpx.TransportError as exc:
+            # Not connected, the request never fully left, a proxy refused it: nothing billed.
+            raise ProviderError(
+                ErrorCode.PROVIDER_ERROR, f"connection failed: {exc.__class__.__name__}"
             ) from None
         try:
             request_id = response.headers.get("x-request-id")
