@@ -34,10 +34,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
+
+from django_gptimage.testing.process import serve_in_subprocess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -45,14 +46,6 @@ API_KEY = "sk-bench-not-secret"
 QUEUE = "gptimage-bench"
 SETTINGS_MODULE = "bench_inflight_settings"
 
-SERVER_SCRIPT = """
-import sys
-from django_gptimage.testing import FakeOpenAIServer
-server = FakeOpenAIServer(api_key=sys.argv[1], delay=float(sys.argv[2])).start()
-print(server.base_url, flush=True)
-sys.stdin.read()  # serve until the parent closes our stdin
-server.stop()
-"""
 
 SETTINGS_TEMPLATE = """
 import json
@@ -137,29 +130,9 @@ def sample(root: int, *, tree: bool, count: int = 5, every: float = 0.5) -> Memo
 # -- setup -------------------------------------------------------------------------------------
 
 
-@contextmanager
-def fake_server(delay: float) -> Iterator[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-c", SERVER_SCRIPT, API_KEY, str(delay)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        cwd=ROOT,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        base_url = process.stdout.readline().strip()
-        if not base_url.startswith("http"):
-            raise RuntimeError("the fake server did not start")
-        yield base_url
-    finally:
-        if process.stdin:
-            process.stdin.close()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def fake_server(delay: float) -> Any:
+    """The loopback server in its own process, answering after ``delay`` seconds."""
+    return serve_in_subprocess(api_key=API_KEY, delay=delay)
 
 
 def database_settings(url: str | None, workdir: str) -> dict[str, Any]:

@@ -37,9 +37,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
+
+from django_gptimage.testing.process import serve_in_subprocess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -49,46 +49,10 @@ MODES = ("naive", "provider", "run")
 
 # -- shared with bench_pipeline.py -------------------------------------------------------------
 
-SERVER_SCRIPT = """
-import sys
-from django_gptimage.testing import FakeOpenAIServer
-from django_gptimage.testing import server as fake
-# The handler writes the headers and the body with two send() calls; with Nagle on, the body
-# waits for the client's delayed ACK (about 40 ms per answer on Linux loopback). Real API
-# servers do not stall like that, so switch Nagle off (socketserver's own switch).
-fake._Handler.disable_nagle_algorithm = True
-server = FakeOpenAIServer(api_key=sys.argv[1], image_mode=sys.argv[2]).start()
-print(server.base_url, flush=True)
-sys.stdin.read()  # serve until the parent closes our stdin
-server.stop()
-"""
 
-
-@contextmanager
-def fake_server(image_mode: str) -> Iterator[str]:
-    """A FakeOpenAIServer in its own process; yields its base URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", SERVER_SCRIPT, API_KEY, image_mode],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": ROOT},
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        base_url = process.stdout.readline().strip()
-        if not base_url.startswith("http"):
-            raise RuntimeError("the fake server did not start")
-        yield base_url
-    finally:
-        if process.stdin:
-            process.stdin.close()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def fake_server(image_mode: str) -> Any:
+    """The loopback server in its own process (its memory and CPU are not the client's)."""
+    return serve_in_subprocess(api_key=API_KEY, image_mode=image_mode)
 
 
 def configure_django(base_url: str, workdir: str) -> None:

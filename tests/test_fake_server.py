@@ -587,3 +587,23 @@ def test_gptimage_openai_fixture_configures_django(gptimage_openai: FakeOpenAISe
     assert settings.GPTIMAGE["BASE_URL"] == gptimage_openai.base_url
     assert settings.GPTIMAGE["API_KEY"] == FAKE_API_KEY == gptimage_openai.api_key
     assert "SPOOL_DIR" in settings.GPTIMAGE  # existing settings are kept
+
+
+def test_the_server_runs_as_its_own_process_from_the_command_line() -> None:
+    """``python -m django_gptimage.testing``: what a user points OPENAI_BASE_URL at by hand."""
+    from django_gptimage.testing import serve_in_subprocess
+
+    with serve_in_subprocess(api_key="sk-cli-test", delay=0.0) as base_url:
+        assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
+        with httpx.Client(base_url=base_url, timeout=30) as client:
+            denied = client.post("/images/generations", json={"model": "gpt-image-2", "prompt": "x"})
+            assert denied.status_code == 401
+            answer = client.post(
+                "/images/generations",
+                headers={"Authorization": "Bearer sk-cli-test"},
+                json={"model": "gpt-image-2", "prompt": "A harbour", "size": "2048x1152", "quality": "low"},
+            )
+    assert answer.status_code == 200
+    png = base64.b64decode(answer.json()["data"][0]["b64_json"])
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.format == "PNG" and image.size == (2048, 1152)

@@ -1,0 +1,49 @@
+"""Serve the loopback OpenAI Images API from the command line.
+
+    python -m django_gptimage.testing --port 8089 --api-key sk-test
+    OPENAI_BASE_URL=http://127.0.0.1:8089/v1 OPENAI_API_KEY=sk-test \\
+        python manage.py gptimage_generate --prompt "A harbour at dawn" --ratio 16:9 --tier 2K --wait
+
+The first line on stdout is the base URL (ending in ``/v1``). It serves until SIGINT/SIGTERM,
+or, with ``--until-stdin-closes``, until its standard input is closed (for harnesses that
+start it as a child process: see :func:`django_gptimage.testing.serve_in_subprocess`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from .server import IMAGE_MODES, FakeOpenAIServer
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m django_gptimage.testing", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (default: %(default)s).")
+    parser.add_argument("--port", type=int, default=0, help="Port (default: a free one).")
+    parser.add_argument("--api-key", help="Require 'Authorization: Bearer KEY' (default: any key).")
+    parser.add_argument("--image-mode", choices=IMAGE_MODES, default="solid", help="(default: %(default)s)")
+    parser.add_argument("--delay", type=float, default=0.0, help="Seconds before every answer.")
+    parser.add_argument("--until-stdin-closes", action="store_true", help="Stop when stdin reaches EOF.")
+    args = parser.parse_args(argv)
+
+    server = FakeOpenAIServer(
+        host=args.host, port=args.port, api_key=args.api_key, image_mode=args.image_mode, delay=args.delay
+    ).start()
+    print(server.base_url, flush=True)
+    done = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: done.set())
+    if args.until_stdin_closes:
+        threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+    done.wait()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

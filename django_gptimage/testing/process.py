@@ -1,0 +1,35 @@
+"""The loopback server in a process of its own, so its CPU and memory never count as the caller's
+(benchmarks) and it keeps answering while the caller is busy or blocked."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def serve_in_subprocess(
+    *, api_key: str | None = None, image_mode: str = "solid", delay: float = 0.0
+) -> Iterator[str]:
+    """Start ``python -m django_gptimage.testing`` and yield its base URL; stop it on exit."""
+    args = [sys.executable, "-m", "django_gptimage.testing", "--until-stdin-closes",
+            "--image-mode", image_mode, "--delay", str(delay)]  # fmt: skip
+    if api_key:
+        args += ["--api-key", api_key]
+    process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        base_url = process.stdout.readline().strip()
+        if not base_url.startswith("http"):
+            raise RuntimeError("the loopback OpenAI server did not start")
+        yield base_url
+    finally:
+        if process.stdin:
+            process.stdin.close()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
