@@ -111,7 +111,7 @@ def test_e003_key_from_setting_or_env(monkeypatch):
 
 
 def test_no_message_ever_contains_the_key(monkeypatch):
-    secret = "sk-proj-SECRET-do-not-print"
+    secret = "sk-SECRET-unprinted"
     monkeypatch.setenv("OPENAI_API_KEY", secret)
     messages = run(
         PROVIDER="openai",

@@ -18,7 +18,7 @@ import pytest
 if TYPE_CHECKING:
     from .server import FakeOpenAIServer
 
-FAKE_API_KEY = "sk-gptimage-fake-test-key"
+FAKE_API_KEY = "sk-fake-test-key"
 
 
 @pytest.fixture(scope="session")
