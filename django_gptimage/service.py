@@ -164,10 +164,7 @@ def request_generation(
             n=n, images=inspected, mask=inspected_mask,
         )  # fmt: skip
         validated = check_request(request, user=user)
-        if (run_mode or gptimage_settings.RUN_MODE) != "sync":
-            from django_gptimage import jobs
-
-            jobs.ensure_reachable()  # before anything is saved: a clear error, no stranded record
+        _ensure_queue_reachable(run_mode)  # before anything is saved: a clear error, no stranded record
         with transaction.atomic():
             generation = _create_record(validated, user=user, source=source, metadata=metadata or {})
             for index, upload in enumerate(inspected):
@@ -231,6 +228,14 @@ def _save_input(generation: ImageGeneration, upload: InspectedUpload, role: str,
     )  # fmt: skip
 
 
+def _ensure_queue_reachable(run_mode: str | None) -> None:
+    """In queue mode, raise QueueUnavailable unless Redis answers (sync mode needs no queue)."""
+    if (run_mode or gptimage_settings.RUN_MODE) != "sync":
+        from django_gptimage import jobs
+
+        jobs.ensure_reachable()
+
+
 def dispatch(generation: ImageGeneration, *, run_mode: str | None = None) -> None:
     """Start the generation: as a job after commit, or right away in this process."""
     mode = run_mode or gptimage_settings.RUN_MODE
@@ -287,10 +292,7 @@ def retry_generation(generation: ImageGeneration, *, run_mode: str | None = None
     rule = error_info(generation.error_code).retry if generation.error_code else RetryRule.NEVER
     if rule is RetryRule.NEVER:
         raise GenerationNotRetryable(error_info(generation.error_code).message)
-    if (run_mode or gptimage_settings.RUN_MODE) != "sync":
-        from django_gptimage import jobs
-
-        jobs.ensure_reachable()
+    _ensure_queue_reachable(run_mode)
     # The last attempt's error stays on its GenerationAttempt row; the record starts afresh.
     updated = ImageGeneration.objects.filter(pk=generation.pk, status=Status.FAILED).update(
         status=Status.QUEUED, phase=Phase.QUEUED, finished_at=None, next_attempt_at=None, cancel_requested=False,

@@ -46,6 +46,14 @@ def generation_summary(generation: ImageGeneration) -> dict[str, Any]:
     }
 
 
+def no_record_summary(status: str, error_code: str, error_message: str) -> dict[str, Any]:
+    """The --json object when no generation was recorded (refused, or the queue was down)."""
+    return {
+        "id": None, "status": status, "error_code": error_code, "error_message": error_message,
+        "width": None, "height": None, "files": [], "provider_request_id": None, "cost": None,
+    }  # fmt: skip
+
+
 class Command(BaseCommand):
     help = "Generate images with the configured provider, exactly as the admin would."
 
@@ -90,12 +98,7 @@ class Command(BaseCommand):
             sys.exit(EXIT_REFUSED)
         except QueueUnavailable as exc:
             if options["json"]:
-                payload = {
-                    "id": None, "status": "failed", "error_code": "queue_unavailable",
-                    "error_message": str(exc), "width": None, "height": None, "files": [],
-                    "provider_request_id": None, "cost": None,
-                }  # fmt: skip
-                self.stdout.write(json.dumps(payload))
+                self.stdout.write(json.dumps(no_record_summary("failed", "queue_unavailable", str(exc))))
             else:
                 self.stderr.write(self.style.ERROR(str(exc)))
             sys.exit(EXIT_FAILED)
@@ -147,12 +150,8 @@ class Command(BaseCommand):
 
     def _refused(self, refused: GenerationRefused, options: dict[str, Any]) -> None:
         if options["json"]:
-            payload = {
-                "id": None, "status": "refused", "error_code": refused.code.value,
-                "error_message": str(refused), "width": None, "height": None, "files": [],
-                "provider_request_id": None, "cost": None, "problems": refused.as_dict(),
-            }  # fmt: skip
-            self.stdout.write(json.dumps(payload))
+            payload = no_record_summary("refused", refused.code.value, str(refused))
+            self.stdout.write(json.dumps({**payload, "problems": refused.as_dict()}))
             return
         self.stderr.write(self.style.ERROR("Refused before sending (nothing sent, nothing billed):"))
         for problem in refused.problems:
@@ -173,4 +172,4 @@ class Command(BaseCommand):
             self.stdout.write(f"  {name}")
 
 
-__all__ = ["Command", "generation_summary"]
+__all__ = ["Command", "generation_summary", "no_record_summary"]
