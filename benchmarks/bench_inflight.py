@@ -319,7 +319,7 @@ def main() -> None:
         atexit.register(shutil.rmtree, workdir, True)
     redis_url = args.redis_url
     if not redis_url:
-        from django_gptimage import embedded_redis
+        from django_gptimage.testing import embedded_redis
 
         redis_url = embedded_redis.start(os.path.join(workdir, "redis.rdb"), stop_at_exit=True)
     try:
@@ -365,7 +365,7 @@ def main() -> None:
                 )
     finally:
         if not args.redis_url:
-            from django_gptimage import embedded_redis
+            from django_gptimage.testing import embedded_redis
 
             embedded_redis.stop_all()
         if args.keep:

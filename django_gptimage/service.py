@@ -28,11 +28,32 @@ from django_gptimage.domain.errors import ErrorCode, RetryRule, error_info
 from django_gptimage.domain.pricing import estimate_cost
 from django_gptimage.domain.validation import GenerationRequest, Problem, ValidatedRequest, validate
 from django_gptimage.inputs import InspectedUpload, spool_upload
+from django_gptimage.jobs.queue import QueueUnavailable
+from django_gptimage.jobs.reaper import ReapReport, reap
+from django_gptimage.jobs.runner import RunOutcome, run_generation
 from django_gptimage.models import GenerationInput, ImageGeneration, Phase, Status
-from django_gptimage.runner import RunOutcome, run_generation
 from django_gptimage.storage import input_name, save_file
 
 logger = logging.getLogger("django_gptimage")
+
+__all__ = [
+    "GenerationNotRetryable",
+    "GenerationRefused",
+    "NamedUpload",
+    "QueueUnavailable",
+    "ReapReport",
+    "RunOutcome",
+    "allowed_tiers_for",
+    "build_request",
+    "cancel_generation",
+    "check_request",
+    "dispatch",
+    "reap",
+    "request_generation",
+    "retry_generation",
+    "run_sync",
+    "workers_listening",
+]
 
 Upload = str | os.PathLike[str] | IO[bytes]
 
@@ -234,6 +255,20 @@ def _ensure_queue_reachable(run_mode: str | None) -> None:
         from django_gptimage import jobs
 
         jobs.ensure_reachable()
+
+
+def workers_listening() -> bool | None:
+    """Whether any RQ worker listens on the generation queue (None: Redis did not answer)."""
+    from redis.exceptions import RedisError
+    from rq import Worker
+
+    from django_gptimage import jobs
+
+    try:
+        queue = jobs.get_queue()
+        return any(queue.name in w.queue_names() for w in Worker.all(connection=queue.connection))
+    except RedisError:
+        return None
 
 
 def dispatch(generation: ImageGeneration, *, run_mode: str | None = None) -> None:

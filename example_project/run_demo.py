@@ -156,7 +156,7 @@ def main() -> int:
     if os.environ.get("REDIS_URL"):
         say(f"Redis: using REDIS_URL={os.environ['REDIS_URL']}")
     else:
-        from django_gptimage import embedded_redis
+        from django_gptimage.testing import embedded_redis
 
         os.makedirs(VAR_DIR, exist_ok=True)
         os.environ["REDIS_URL"] = embedded_redis.start(os.path.join(VAR_DIR, "redis.rdb"))
@@ -215,7 +215,7 @@ def main() -> int:
         raise
     finally:
         if owned_redis:
-            from django_gptimage import embedded_redis
+            from django_gptimage.testing import embedded_redis
 
             embedded_redis.stop_all()
             say("embedded Redis stopped")

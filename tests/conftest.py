@@ -158,7 +158,7 @@ def run_worker(queue_mode: Any) -> Callable[..., DrainReport]:
     from rq.registry import ScheduledJobRegistry
 
     from django_gptimage import jobs
-    from django_gptimage.reaper import REAPER_JOB_ID
+    from django_gptimage.jobs.reaper import REAPER_JOB_ID
 
     def drain(timeout: float = 30.0, *, include_reaper: bool = False) -> DrainReport:
         queue = jobs.get_queue()
@@ -191,7 +191,7 @@ def thread_worker(queue_mode: Any, transactional_db: None) -> Iterator[Callable[
     this process (it sees this test's settings and database); stopped at teardown."""
     import threading
 
-    from django_gptimage.worker import ThreadWorkerPool
+    from django_gptimage.jobs.worker import ThreadWorkerPool
 
     started: list[tuple[Any, threading.Thread]] = []
 

@@ -75,7 +75,7 @@ STORAGES = {
 if not os.environ.get("REDIS_URL"):
     # Started once by the process that imports settings first (the pytest session); worker
     # processes spawned by tests inherit REDIS_URL and join it.
-    from django_gptimage import embedded_redis
+    from django_gptimage.testing import embedded_redis
 
     os.environ["REDIS_URL"] = embedded_redis.start(stop_at_exit=True)
 REDIS_URL = os.environ["REDIS_URL"]

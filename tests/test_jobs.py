@@ -19,6 +19,8 @@ from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 
 from django_gptimage import jobs
+from django_gptimage.jobs.reaper import reap
+from django_gptimage.jobs.worker import ThreadWorker
 from django_gptimage.models import (
     GeneratedImage,
     GenerationAttempt,
@@ -28,9 +30,7 @@ from django_gptimage.models import (
     get_storage,
 )
 from django_gptimage.providers.offline import OfflineProvider
-from django_gptimage.reaper import reap
 from django_gptimage.service import cancel_generation, request_generation
-from django_gptimage.worker import ThreadWorker
 from tests.conftest import run_burst, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -106,7 +106,7 @@ def test_the_job_payload_is_the_record_id_only(
     generation = generate(prompt=prompt)
 
     job = Job.fetch(jobs.job_id(generation.pk), connection=queue_mode.connection)
-    assert job.func_name == "django_gptimage.jobs.run_job"
+    assert job.func_name == "django_gptimage.jobs.queue.run_job"
     assert job.args == (str(generation.pk),)
     assert job.kwargs == {}
     for text in (job.description, repr(job.args), repr(job.kwargs)):

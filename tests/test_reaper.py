@@ -12,9 +12,9 @@ from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 
 from django_gptimage import jobs
+from django_gptimage.jobs.reaper import REAPER_JOB_ID, reap, schedule_reaper
+from django_gptimage.jobs.runner import claim
 from django_gptimage.models import GenerationAttempt, ImageGeneration, Status
-from django_gptimage.reaper import REAPER_JOB_ID, reap, schedule_reaper
-from django_gptimage.runner import claim
 from django_gptimage.service import request_generation
 from tests.conftest import run_burst, wait_for
 
@@ -149,7 +149,7 @@ def test_the_periodic_reaper_job_reschedules_itself(queue_mode: Any, settings: A
 
 
 def test_the_reaper_chain_survives_a_failing_run(queue_mode: Any, settings: Any, monkeypatch: Any) -> None:
-    from django_gptimage import reaper
+    from django_gptimage.jobs import reaper
 
     settings.GPTIMAGE = {**settings.GPTIMAGE, "REAP_INTERVAL": 1}
     registry = ScheduledJobRegistry(queue=queue_mode)
@@ -210,9 +210,9 @@ def test_a_record_killed_while_storing_is_stored_again_not_abandoned(
 ) -> None:
     """The images had come back (and are in the spool) when the worker died: store them,
     REQUEUE_ABANDONED or not, and say that nothing is billed twice."""
+    from django_gptimage.jobs.runner import _provider_request
     from django_gptimage.models import GeneratedImage
     from django_gptimage.providers import get_provider
-    from django_gptimage.runner import _provider_request
 
     generation = running_record(heartbeat_age=600)
     spool = f"{generation.pk}-spool"

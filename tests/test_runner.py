@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from django_gptimage.jobs.reaper import reap
 from django_gptimage.models import GeneratedImage, GenerationAttempt, ImageGeneration, Status
 from django_gptimage.providers.offline import OfflineProvider
-from django_gptimage.reaper import reap
 from django_gptimage.service import request_generation, retry_generation
 from tests.conftest import run_burst
 

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from django_gptimage import jobs
+from django_gptimage.jobs.reaper import reap
 from django_gptimage.models import (
     GeneratedImage,
     GenerationAttempt,
@@ -26,7 +27,6 @@ from django_gptimage.models import (
     Status,
     get_storage,
 )
-from django_gptimage.reaper import reap
 from django_gptimage.service import request_generation
 from tests.conftest import queue_config, wait_for
 

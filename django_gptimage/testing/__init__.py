@@ -11,11 +11,19 @@ Or from a shell: ``python -m django_gptimage.testing --port 8089`` (see ``__main
 
 from __future__ import annotations
 
-from .faults import FAULT_KINDS, Fault
-from .multipart import FileSummary
-from .process import serve_in_subprocess
-from .recording import RecordedRequest
-from .server import FakeOpenAIServer
+import importlib
+from typing import Any
+
+# Lazy, so the pytest plugin (a submodule) and the embedded Redis helper import nothing heavy:
+# the server, Pillow and Django load on first use of one of these names.
+_EXPORTS = {
+    "FAULT_KINDS": ".faults",
+    "Fault": ".faults",
+    "FileSummary": ".multipart",
+    "serve_in_subprocess": ".process",
+    "RecordedRequest": ".recording",
+    "FakeOpenAIServer": ".server",
+}
 
 __all__ = [
     "FAULT_KINDS",
@@ -25,3 +33,9 @@ __all__ = [
     "RecordedRequest",
     "serve_in_subprocess",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

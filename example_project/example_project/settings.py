@@ -92,7 +92,7 @@ if not os.environ.get("REDIS_URL"):
     # run_demo.py starts the embedded Redis itself and exports REDIS_URL; this branch lets plain
     # `python manage.py ...` commands work too. Every process using the same db path joins the
     # same server, and processes started from here inherit REDIS_URL.
-    from django_gptimage import embedded_redis
+    from django_gptimage.testing import embedded_redis
 
     os.makedirs(VAR_DIR, exist_ok=True)
     os.environ["REDIS_URL"] = embedded_redis.start(os.path.join(VAR_DIR, "redis.rdb"))

@@ -13,11 +13,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from django_gptimage.conf import gptimage_settings
 from django_gptimage.domain.capabilities import BACKGROUNDS, FORMATS, QUALITIES
 from django_gptimage.domain.sizes import RATIOS, TIERS
-from django_gptimage.jobs import QueueUnavailable
 from django_gptimage.models import ImageGeneration, Status
-from django_gptimage.service import GenerationRefused, request_generation
+from django_gptimage.service import GenerationRefused, QueueUnavailable, request_generation, workers_listening
 
 EXIT_FAILED = 1
 EXIT_REFUSED = 2
@@ -130,21 +130,12 @@ class Command(BaseCommand):
 
     def _warn_if_no_worker(self) -> None:
         """Nothing picked the job up after a while: say why instead of waiting silently."""
-        from redis.exceptions import RedisError
-        from rq import Worker
-
-        from django_gptimage.jobs import get_queue
-
-        try:
-            queue = get_queue()
-            listening = [w for w in Worker.all(connection=queue.connection) if queue.name in w.queue_names()]
-        except RedisError:
-            return
-        if not listening:
+        if workers_listening() is False:
+            queue = gptimage_settings.QUEUE
             self.stderr.write(
                 self.style.WARNING(
-                    f"No worker is listening on queue {queue.name!r}. Start one with "
-                    f"`manage.py gptimage_worker` (or `rqworker {queue.name}`), or run with --sync."
+                    f"No worker is listening on queue {queue!r}. Start one with "
+                    f"`manage.py gptimage_worker` (or `rqworker {queue}`), or run with --sync."
                 )
             )
 

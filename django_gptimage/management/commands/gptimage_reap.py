@@ -8,8 +8,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from django_gptimage.reaper import reap
-from django_gptimage.runner import HEARTBEAT_INTERVAL
+from django_gptimage.jobs.reaper import reap
+from django_gptimage.jobs.runner import HEARTBEAT_INTERVAL
 
 
 class Command(BaseCommand):

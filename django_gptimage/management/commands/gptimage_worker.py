@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from redis.exceptions import RedisError
 
 from django_gptimage.conf import gptimage_settings
-from django_gptimage.worker import DEFAULT_CONCURRENCY, DEFAULT_POLL_INTERVAL, ThreadWorkerPool
+from django_gptimage.jobs.worker import DEFAULT_CONCURRENCY, DEFAULT_POLL_INTERVAL, ThreadWorkerPool
 
 
 class Command(BaseCommand):

@@ -14,9 +14,13 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from django_gptimage.jobs import QueueUnavailable
 from django_gptimage.models import GeneratedImage, GenerationAttempt, GenerationInput, ImageGeneration, Status
-from django_gptimage.service import GenerationNotRetryable, cancel_generation, retry_generation
+from django_gptimage.service import (
+    GenerationNotRetryable,
+    QueueUnavailable,
+    cancel_generation,
+    retry_generation,
+)
 
 
 class GeneratedImageInline(admin.TabularInline):

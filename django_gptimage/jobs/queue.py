@@ -144,7 +144,7 @@ def remove_queued(generation_id: Any) -> None:
 
 def run_job(generation_id: str) -> str:
     """The RQ job: run one attempt, schedule the next one if the runner asks for it."""
-    from django_gptimage.runner import run_generation
+    from django_gptimage.jobs.runner import run_generation
 
     outcome = run_generation(generation_id)
     if outcome.retry_in is not None:

@@ -578,7 +578,7 @@ class ThreadWorkerPool:
     def _ensure_reaper(self) -> None:
         if not self.reaper or self.stop_event.is_set():
             return
-        from django_gptimage.reaper import schedule_reaper
+        from django_gptimage.jobs.reaper import schedule_reaper
 
         try:
             schedule_reaper()  # a no-op while a run is scheduled

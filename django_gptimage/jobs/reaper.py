@@ -25,8 +25,8 @@ from django.utils import timezone
 from django_gptimage.conf import gptimage_settings
 from django_gptimage.domain.errors import ErrorCode, error_info
 from django_gptimage.domain.retry import retry_delay
+from django_gptimage.jobs.runner import retry_options
 from django_gptimage.models import GenerationAttempt, ImageGeneration, Phase, Status
-from django_gptimage.runner import retry_options
 
 logger = logging.getLogger("django_gptimage")
 REAPER_JOB_ID = "gptimage_reaper"

@@ -1,0 +1,5 @@
+"""Admin registrations, one module per area (each registers its own ModelAdmins)."""
+
+from __future__ import annotations
+
+from . import generations  # noqa: F401
