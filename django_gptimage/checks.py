@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
-from .conf import DEFAULTS, gptimage_settings
+from .conf import DEFAULTS, SETTINGS, gptimage_settings
 from .domain.capabilities import FORMATS, KNOWN_MODELS, MODES, QUALITIES, ModelCapabilities, get_capabilities
 from .domain.matrix import matrix
 from .domain.policy import Policy
@@ -58,6 +58,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
     messages += _check_base_url()
     messages += _check_keys()
     messages += _check_run_mode()
+    messages += _check_types()
     messages += _check_spool_dir()
     if not policy_messages:
         messages += _check_pillow_formats()
@@ -371,6 +372,39 @@ def _check_run_mode() -> list[CheckMessage]:
             id="django_gptimage.E009",
         )
     ]
+
+
+# E010 -----------------------------------------------------------------------------------------
+
+# Keys whose own check already reports a value of the wrong type (one message per mistake).
+_TYPE_CHECKED_ELSEWHERE = {
+    "PROVIDER",
+    "BASE_URL",
+    "MODEL",
+    "STORAGE",
+    "RUN_MODE",
+    "MAX_N",
+    *_POLICY_KEYS.values(),
+}
+_SECRET_KEYS = {"API_KEY", "PROVIDER_OPTIONS"}  # their values may hold a credential
+
+
+def _check_types() -> list[CheckMessage]:
+    """Every configured value has the type its key declares (conf.py), so no property lies."""
+    messages: list[CheckMessage] = []
+    for key, value in gptimage_settings.raw.items():
+        setting = SETTINGS.get(key)
+        if setting is None or key in _TYPE_CHECKED_ELSEWHERE or setting.accepts(value):
+            continue
+        shown = "value hidden" if key in _SECRET_KEYS else repr(value)
+        messages.append(
+            Error(
+                f"GPTIMAGE[{key!r}] must be a {setting.kind}, not {type(value).__name__} ({shown}).",
+                hint=f"{setting.meaning} Default: {setting.default!r}; see docs/settings.md.",
+                id="django_gptimage.E010",
+            )
+        )
+    return messages
 
 
 # W002 -----------------------------------------------------------------------------------------

@@ -1,15 +1,25 @@
 """Settings, read from ``settings.GPTIMAGE`` on every access so ``override_settings`` works.
 
-All keys are optional; docs/settings.md lists them with their defaults. The API key and the
-base URL also come from the ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL`` environment variables,
-OpenAI's own convention.
+Every key is declared once, as a typed descriptor on :class:`Settings` (its kind is its type),
+with its default, a one-line meaning, its section and an example. docs/settings.md is generated
+from these declarations (``python example_project/manage.py gptimage_settings --write-docs
+docs/settings.md``) and a test fails when it is stale.
+
+To add a key: declare it in :class:`Settings`, in the section it belongs to, with the kind that
+matches its type (``Text``, ``OptionalText``, ``Number``, ``Integer``, ``OptionalInteger``,
+``Flag``, ``Names``, ``Mapping``), then regenerate the docs. Read it as ``gptimage_settings.KEY``.
+
+The API key and the base URL also come from the ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``
+environment variables, OpenAI's own convention.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar, overload
 
 from django.conf import settings as django_settings
 
@@ -17,115 +27,577 @@ from .domain.policy import Policy
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
-DEFAULTS: dict[str, Any] = {
-    # "openai", "offline", or a dotted path to a Provider subclass; None = openai when a key is set.
-    "PROVIDER": None,
-    "PROVIDER_OPTIONS": {},
-    "API_KEY": None,
-    "BASE_URL": None,
-    "ORGANIZATION": None,
-    "PROJECT": None,
-    "MODEL": "gpt-image-2",
-    # Site policy (None = whatever the model allows).
-    "ALLOWED_MODELS": None,
-    "ALLOWED_MODES": None,
-    "ALLOWED_RATIOS": None,
-    "ALLOWED_TIERS": None,
-    "ALLOWED_QUALITIES": None,
-    "ALLOWED_FORMATS": None,
-    "MAX_N": None,
-    # Defaults for a request that does not say.
-    "DEFAULT_RATIO": "1:1",
-    "DEFAULT_TIER": "1K",
-    "DEFAULT_QUALITY": "auto",
-    "DEFAULT_FORMAT": "png",
-    "DEFAULT_BACKGROUND": "auto",
-    # HTTP (seconds). High-quality and 4K images take minutes: keep READ_TIMEOUT generous.
-    "CONNECT_TIMEOUT": 10.0,
-    "READ_TIMEOUT": 600.0,
-    "WRITE_TIMEOUT": 120.0,
-    "POOL_TIMEOUT": 30.0,
-    "MAX_CONNECTIONS": 256,
-    # Streaming partial previews (0 = off; 1-3 partial images).
-    "PARTIAL_IMAGES": 0,
-    # Prices in USD per million tokens, per model: {"gpt-image-2": {"image_output": "30.00"}}.
-    "PRICES": {},
-    # Storage of results: a STORAGES alias and a path template (see docs/storage.md).
-    "STORAGE": "default",
-    "UPLOAD_TO": "gptimage/{date:%Y/%m/%d}/{id}/{index}-{ratio_slug}-{tier}-{hash}.{ext}",
-    "INPUT_UPLOAD_TO": "gptimage/inputs/{id}/{role}-{index}.{ext}",
-    # Where paid-for bytes are kept until they are safely in storage.
-    "SPOOL_DIR": None,
-    # Hook deciding which tiers a user has unlocked: dotted path to f(user) -> iterable of tiers or None.
-    "ACCESS_RESOLVER": None,
-    # Background jobs.
-    "QUEUE": "gptimage",
-    "RUN_MODE": "queue",  # "queue" (RQ) or "sync" (in the calling process)
-    "JOB_TIMEOUT": 900,
-    "MAX_ATTEMPTS": 4,
-    "RETRY_BACKOFF_BASE": 2.0,
-    "RETRY_BACKOFF_MAX": 300.0,
-    "RETRY_AFTER_MAX": 900.0,  # a longer Retry-After fails the generation instead of waiting
-    "RETRY_ON_TIMEOUT": False,
-    "REQUEUE_ABANDONED": False,
-    "STALE_AFTER": 120,  # seconds without a heartbeat before a running record counts as abandoned
-    "REAP_INTERVAL": 60,
-    "KEEP_RESULT_AFTER_CANCEL": True,
+T = TypeVar("T")
+
+# Sections of docs/settings.md, in page order: (title, introduction in Markdown).
+PROVIDER_API = "Provider and API"
+POLICY = "Site policy"
+REQUEST_DEFAULTS = "Request defaults"
+HTTP = "HTTP"
+PRICES_SECTION = "Prices"
+STORAGE_SECTION = "Storage"
+ACCESS = "Access"
+JOBS = "Background jobs"
+
+SECTIONS: dict[str, str] = {
+    PROVIDER_API: "",
+    POLICY: (
+        "The `ALLOWED_*` keys and `MAX_N` **narrow** what the models allow; they can never widen it "
+        '(listing `"4K"` does not make `1:1` at 4K possible). `None` means "whatever the model allows". '
+        "Lists and tuples are both accepted; a plain string is an error (check `E006`), as are values "
+        "no model knows and a policy that leaves nothing allowed. "
+        "`python manage.py gptimage_matrix --policy` shows the result."
+    ),
+    REQUEST_DEFAULTS: (
+        "Used when a form or an API call does not say. Check `W004` warns when a default is refused by "
+        "the default model or the policy."
+    ),
+    HTTP: "Timeouts in seconds for the connection to the image service.",
+    PRICES_SECTION: "",
+    STORAGE_SECTION: "",
+    ACCESS: "",
+    JOBS: "",
 }
 
 
+class Setting(Generic[T]):
+    """One ``GPTIMAGE`` key: a typed, read-only property of :class:`Settings`.
+
+    ``kind`` names the type in the docs; :meth:`accepts` says whether a configured value has it
+    (system check ``E010`` reports one that has not). ``resolve`` turns the configured value (or
+    the default) into the effective one, for keys with a fallback (environment, derived value).
+    """
+
+    kind = "any"
+
+    def __init__(
+        self,
+        default: Any,
+        meaning: str,
+        *,
+        section: str,
+        example: str,
+        doc: str = "",
+        default_doc: str = "",
+        resolve: Callable[[Settings, Any], T] | None = None,
+    ) -> None:
+        if section not in SECTIONS:
+            raise ValueError(f"Unknown settings section {section!r}; use one of {list(SECTIONS)}.")
+        self.name = ""
+        self.default = default
+        self.meaning = meaning
+        self.section = section
+        self.example = example
+        self.doc = doc
+        self.default_doc = default_doc
+        self.resolve = resolve
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Setting[T]: ...
+    @overload
+    def __get__(self, obj: Settings, owner: type | None = None) -> T: ...
+    def __get__(self, obj: Settings | None, owner: type | None = None) -> Setting[T] | T:
+        if obj is None:
+            return self
+        raw = obj.raw
+        value = raw[self.name] if self.name in raw else copy.copy(self.default)
+        return self.resolve(obj, value) if self.resolve is not None else value
+
+    def __set__(self, obj: Settings, value: Any) -> None:
+        raise AttributeError(f"GPTIMAGE settings are read-only here; set settings.GPTIMAGE[{self.name!r}].")
+
+    def accepts(self, value: Any) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}={self.default!r}>"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class Text(Setting[str]):
+    kind = "string"
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, str)
+
+
+class OptionalText(Setting["str | None"]):
+    kind = "string or None"
+
+    def accepts(self, value: Any) -> bool:
+        return value is None or isinstance(value, str)
+
+
+class Number(Setting[float]):
+    kind = "number"
+
+    def accepts(self, value: Any) -> bool:
+        return _is_number(value)
+
+
+class Integer(Setting[int]):
+    kind = "integer"
+
+    def accepts(self, value: Any) -> bool:
+        return _is_int(value)
+
+
+class OptionalInteger(Setting["int | None"]):
+    kind = "integer or None"
+
+    def accepts(self, value: Any) -> bool:
+        return value is None or _is_int(value)
+
+
+class Flag(Setting[bool]):
+    kind = "boolean"
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, bool)
+
+
+class Names(Setting["Sequence[str] | None"]):
+    kind = "list of strings or None"
+
+    def accepts(self, value: Any) -> bool:
+        return value is None or (
+            isinstance(value, list | tuple) and all(isinstance(item, str) for item in value)
+        )
+
+
+class Mapping(Setting["dict[str, Any]"]):
+    kind = "dict"
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, dict)
+
+
+# Fallbacks of the keys whose effective value is not simply the configured one.
+
+
+def _api_key(s: Settings, value: Any) -> str | None:
+    return value or os.environ.get("OPENAI_API_KEY") or None
+
+
+def _base_url(s: Settings, value: Any) -> str:
+    url = value or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+    return url.rstrip("/") if isinstance(url, str) else url
+
+
+def _provider(s: Settings, value: Any) -> str:
+    if value:
+        return value  # type: ignore[no-any-return]
+    return "openai" if s.API_KEY else "offline"
+
+
+def _spool_dir(s: Settings, value: Any) -> str:
+    return value or os.path.join(tempfile.gettempdir(), "django-gptimage-spool")  # type: ignore[no-any-return]
+
+
 class Settings:
-    """Typed access to ``settings.GPTIMAGE``; one property per documented key."""
+    """Typed access to ``settings.GPTIMAGE``: one read-only property per documented key."""
+
+    # -- Provider and API --------------------------------------------------------------------
+
+    PROVIDER = OptionalText(
+        None,
+        "Which provider makes the images.",
+        section=PROVIDER_API,
+        default_doc=', meaning `"openai"` when an API key is set (in `GPTIMAGE["API_KEY"]` or '
+        '`OPENAI_API_KEY`) and `"offline"` otherwise',
+        doc='`"openai"` (OpenAI\'s Images API), `"offline"` (draws labelled placeholder images locally: '
+        "no network, no cost; for development, tests and demos), or a dotted path to your own subclass of "
+        "`django_gptimage.providers.Provider`. Check `E001` reports a name that is neither; `E003` reports "
+        '`"openai"` without a key.',
+        example='"PROVIDER": "offline"\n"PROVIDER": "myproject.images.AzureImageProvider"',
+        resolve=_provider,
+    )
+    PROVIDER_OPTIONS = Mapping(
+        {},
+        "Extra keyword arguments passed to the provider class when it is built.",
+        section=PROVIDER_API,
+        doc="Passed by `Provider.from_settings()`, like the `OPTIONS` of a `STORAGES` backend. Which "
+        "options exist depends on the provider; the settings on this page (key, URL, timeouts) are passed "
+        "separately and do not belong here.",
+        example='"PROVIDER_OPTIONS": {"delay": 2.0}  # offline provider: take 2 s per generation, to try progress UIs',
+    )
+    API_KEY = OptionalText(
+        None,
+        "The OpenAI API key.",
+        section=PROVIDER_API,
+        default_doc=", then the `OPENAI_API_KEY` environment variable",
+        doc="Prefer the environment variable; never commit a key.",
+        example='"API_KEY": os.environ.get("OPENAI_API_KEY_IMAGES")',
+        resolve=_api_key,
+    )
+    BASE_URL = OptionalText(
+        None,
+        "Root of the OpenAI-compatible API, ending with `/v1`.",
+        section=PROVIDER_API,
+        default_doc=f", then the `OPENAI_BASE_URL` environment variable, then `{DEFAULT_BASE_URL}`. "
+        "A trailing `/` is removed",
+        doc="Check `W001` warns when it does not end with `/v1`; `E007` reports a value that is not an "
+        "http(s) URL. Change it for a proxy, a gateway or a local test server.",
+        example='"BASE_URL": "https://llm-gateway.internal.example.com/v1"',
+        resolve=_base_url,
+    )
+    ORGANIZATION = OptionalText(
+        None,
+        "OpenAI organization id, sent as the `OpenAI-Organization` header when set.",
+        section=PROVIDER_API,
+        doc="Only needed when the key belongs to several organizations.",
+        example='"ORGANIZATION": "org-abc123"',
+    )
+    PROJECT = OptionalText(
+        None,
+        "OpenAI project id, sent as the `OpenAI-Project` header when set, so usage is billed to that project.",
+        section=PROVIDER_API,
+        example='"PROJECT": "proj_abc123"',
+    )
+    MODEL = Text(
+        "gpt-image-2",
+        "The model used when a request does not name one.",
+        section=PROVIDER_API,
+        doc='Any GPT image model id works, including dated snapshots (`"gpt-image-2-2026-04-21"`) and '
+        'point releases (`"gpt-image-2.5"`), which get their family\'s size rules; see [sizes.md](sizes.md). '
+        "Check `E002` reports an unknown id.",
+        example='"MODEL": "gpt-image-1.5"',
+    )
+
+    # -- Site policy -------------------------------------------------------------------------
+
+    ALLOWED_MODELS = Names(
+        None,
+        "Model ids editors may choose.",
+        section=POLICY,
+        default_doc=" (any GPT image model)",
+        doc="Matched exactly, so list dated snapshots you want to allow. Include `MODEL`.",
+        example='"ALLOWED_MODELS": ["gpt-image-2", "gpt-image-1-mini"]',
+    )
+    ALLOWED_MODES = Names(
+        None,
+        "Modes editors may use.",
+        section=POLICY,
+        default_doc=' (`"text-to-image"` and `"image-to-image"`)',
+        example='"ALLOWED_MODES": ["text-to-image"]',
+    )
+    ALLOWED_RATIOS = Names(
+        None,
+        "Aspect ratios editors may choose.",
+        section=POLICY,
+        default_doc=" (`auto`, `1:1`, `3:2`, `2:3`, `4:3`, `3:4`, `5:4`, `4:5`, `16:9`, `9:16`, `2:1`, "
+        "`1:2`, `21:9`, `9:21`)",
+        doc="Also applies to explicit `WIDTHxHEIGHT` sizes, by their nearest ratio.",
+        example='"ALLOWED_RATIOS": ["1:1", "16:9", "9:16"]',
+    )
+    ALLOWED_TIERS = Names(
+        None,
+        "Resolution tiers editors may choose: the site-wide ceiling.",
+        section=POLICY,
+        default_doc=" (`1K`, `2K`, `4K`)",
+        doc="`ACCESS_RESOLVER` can narrow it further per user.",
+        example='"ALLOWED_TIERS": ["1K", "2K"]',
+    )
+    ALLOWED_QUALITIES = Names(
+        None,
+        "Qualities editors may choose.",
+        section=POLICY,
+        default_doc=" (`low`, `medium`, `high`, `auto`)",
+        example='"ALLOWED_QUALITIES": ["low", "medium"]',
+    )
+    ALLOWED_FORMATS = Names(
+        None,
+        "Output formats editors may choose.",
+        section=POLICY,
+        default_doc=" (`png`, `jpeg`, `webp`)",
+        doc="Check `W003` warns when `webp` is allowed but Pillow cannot read it.",
+        example='"ALLOWED_FORMATS": ["png", "webp"]',
+    )
+    MAX_N = OptionalInteger(
+        None,
+        "Most images per request.",
+        section=POLICY,
+        default_doc=" (the model's limit: 10)",
+        example='"MAX_N": 4',
+    )
+
+    # -- Request defaults --------------------------------------------------------------------
+
+    DEFAULT_RATIO = Text(
+        "1:1",
+        "Aspect ratio of a request that does not say.",
+        section=REQUEST_DEFAULTS,
+        example='"DEFAULT_RATIO": "16:9"',
+    )
+    DEFAULT_TIER = Text(
+        "1K",
+        "Resolution tier of a request that does not say.",
+        section=REQUEST_DEFAULTS,
+        example='"DEFAULT_TIER": "2K"',
+    )
+    DEFAULT_QUALITY = Text(
+        "auto",
+        "Quality of a request that does not say.",
+        section=REQUEST_DEFAULTS,
+        default_doc=" (the model decides; estimated like `high` for prices)",
+        example='"DEFAULT_QUALITY": "medium"',
+    )
+    DEFAULT_FORMAT = Text(
+        "png",
+        "Output format of a request that does not say.",
+        section=REQUEST_DEFAULTS,
+        example='"DEFAULT_FORMAT": "webp"',
+    )
+    DEFAULT_BACKGROUND = Text(
+        "auto",
+        "Background of a request that does not say.",
+        section=REQUEST_DEFAULTS,
+        default_doc=" (one of `auto`, `opaque`, `transparent`; `transparent` needs png or webp)",
+        example='"DEFAULT_BACKGROUND": "opaque"',
+    )
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    CONNECT_TIMEOUT = Number(
+        10.0, "Time to open a connection.", section=HTTP, example='"CONNECT_TIMEOUT": 5.0'
+    )
+    READ_TIMEOUT = Number(
+        600.0,
+        "Longest wait between two pieces of the answer.",
+        section=HTTP,
+        doc="High-quality and 4K images take minutes: keep it generous. A read timeout ends the attempt "
+        "with `timeout` (see [errors.md](errors.md)).",
+        example='"READ_TIMEOUT": 900.0',
+    )
+    WRITE_TIMEOUT = Number(
+        120.0,
+        "Time to send the request, including up to 16 input images of 50 MB.",
+        section=HTTP,
+        example='"WRITE_TIMEOUT": 300.0',
+    )
+    POOL_TIMEOUT = Number(
+        30.0, "Wait for a free connection from the pool.", section=HTTP, example='"POOL_TIMEOUT": 60.0'
+    )
+    MAX_CONNECTIONS = Integer(
+        256,
+        "Size of the provider's connection pool (one pool per process, reused between generations).",
+        section=HTTP,
+        example='"MAX_CONNECTIONS": 32',
+    )
+    PARTIAL_IMAGES = Integer(
+        0,
+        "Number of partial preview images (1-3) to stream while an image is generated; 0 is off.",
+        section=HTTP,
+        doc="Shown to the editor as progress. Each partial image is billed as extra output tokens.",
+        example='"PARTIAL_IMAGES": 2',
+    )
+
+    # -- Prices ------------------------------------------------------------------------------
+
+    PRICES = Mapping(
+        {},
+        "USD per million tokens, per model id, overriding the built-in prices key by key.",
+        section=PRICES_SECTION,
+        default_doc=" (OpenAI's published prices built into `django_gptimage.domain.pricing`)",
+        doc="Keys: `text_input`, `image_input`, `image_output`. A model id without an entry uses the "
+        "closest published model (a dated snapshot uses its base model's price). Used for estimates before "
+        "sending and for the actual cost from the response's token usage.",
+        example='"PRICES": {"gpt-image-2": {"image_output": "30.00"}, '
+        '"my-finetune": {"text_input": 5, "image_input": 8, "image_output": 30}}',
+    )
+
+    # -- Storage -----------------------------------------------------------------------------
+
+    STORAGE = Text(
+        "default",
+        "The alias in `settings.STORAGES` where inputs and results are saved.",
+        section=STORAGE_SECTION,
+        doc="Check `E004` reports an alias that does not exist. See [storage.md](storage.md).",
+        example='"STORAGE": "gptimage"  # with STORAGES["gptimage"] = '
+        '{"BACKEND": "storages.backends.s3.S3Storage", ...}',
+    )
+    UPLOAD_TO = Text(
+        "gptimage/{date:%Y/%m/%d}/{id}/{index}-{ratio_slug}-{tier}-{hash}.{ext}",
+        "Path template of result images within the storage.",
+        section=STORAGE_SECTION,
+        doc="Placeholders: `{date}` (creation time, with a `strftime` format after the colon), `{id}` "
+        "(the generation's UUID), `{index}` (position in the result), `{ratio_slug}` (for example "
+        "`16x9`), `{tier}`, `{hash}` (of the image bytes), `{ext}`.",
+        example='"UPLOAD_TO": "covers/{date:%Y/%m}/{id}-{index}.{ext}"',
+    )
+    INPUT_UPLOAD_TO = Text(
+        "gptimage/inputs/{id}/{role}-{index}.{ext}",
+        "Path template of uploaded input images and masks.",
+        section=STORAGE_SECTION,
+        doc="Placeholders: `{id}`, `{role}` (`image` or `mask`), `{index}`, `{ext}`.",
+        example='"INPUT_UPLOAD_TO": "gptimage-inputs/{id}/{role}-{index}.{ext}"',
+    )
+    SPOOL_DIR = OptionalText(
+        None,
+        "Local directory where paid-for image bytes are kept until they are safely in storage.",
+        section=STORAGE_SECTION,
+        default_doc=", meaning `<system temp dir>/django-gptimage-spool`",
+        doc="Bytes are written there as they arrive; a `storage_error` retry stores them from there "
+        "without paying again. Use a persistent directory in production: check `W002` warns when it is "
+        "under the system's temporary directory with `DEBUG = False`. Every worker needs write access.",
+        example='"SPOOL_DIR": "/var/lib/mysite/gptimage-spool"',
+        resolve=_spool_dir,
+    )
+
+    # -- Access ------------------------------------------------------------------------------
+
+    ACCESS_RESOLVER = OptionalText(
+        None,
+        "Dotted path to a function `f(user) -> iterable of tiers or None` deciding which tiers a user has unlocked.",
+        section=ACCESS,
+        default_doc=" (every user gets every tier the site policy allows)",
+        doc="`None` from the function means no extra restriction. It can only narrow `ALLOWED_TIERS`. "
+        "A refused tier ends with `access_denied`.",
+        example='"ACCESS_RESOLVER": "myproject.billing.unlocked_tiers"',
+    )
+
+    # -- Background jobs ---------------------------------------------------------------------
+
+    QUEUE = Text(
+        "gptimage",
+        "Name of the django-rq queue generations run on.",
+        section=JOBS,
+        doc='It must be in `settings.RQ_QUEUES` when `RUN_MODE` is `"queue"` (check `E005`). Give it a '
+        "`DEFAULT_TIMEOUT` of at least `JOB_TIMEOUT`.",
+        example='"QUEUE": "images"',
+    )
+    RUN_MODE = Text(
+        "queue",
+        'Where generations run: `"queue"` (RQ workers) or `"sync"` (in the calling process).',
+        section=JOBS,
+        doc='`"queue"` runs generations in RQ workers (`python manage.py gptimage_worker` or '
+        '`python manage.py rqworker gptimage`); `"sync"` runs them in the calling process (development, '
+        "tests, small sites; a request then waits minutes). Check `E009` reports any other value.",
+        example='"RUN_MODE": "sync"',
+    )
+    JOB_TIMEOUT = Integer(
+        900,
+        "RQ's limit for one generation job, in seconds, after which the worker kills it.",
+        section=JOBS,
+        doc="RQ's own default (180 s) is too short for 4K or high-quality images.",
+        example='"JOB_TIMEOUT": 1200',
+    )
+    MAX_ATTEMPTS = Integer(
+        4,
+        "Most attempts of one generation, the first included.",
+        section=JOBS,
+        doc="Only for failures whose retry rule allows a retry (see [errors.md](errors.md)).",
+        example='"MAX_ATTEMPTS": 3',
+    )
+    RETRY_BACKOFF_BASE = Number(
+        2.0,
+        "Base of the exponential backoff between attempts, in seconds.",
+        section=JOBS,
+        doc="Waits are base, 2 x base, 4 x base, ... with jitter; a `Retry-After` from the service wins "
+        "when it is longer.",
+        example='"RETRY_BACKOFF_BASE": 5.0',
+    )
+    RETRY_BACKOFF_MAX = Number(
+        300.0,
+        "Longest backoff between two attempts, in seconds.",
+        section=JOBS,
+        doc="A longer `Retry-After` from the service is still honoured, up to `RETRY_AFTER_MAX`.",
+        example='"RETRY_BACKOFF_MAX": 120.0',
+    )
+    RETRY_AFTER_MAX = Number(
+        900.0,
+        "The longest `Retry-After` (or `retry-after-ms`) from the image service that is waited for, in seconds.",
+        section=JOBS,
+        doc="A retry never starts before the service's `Retry-After`; when the service asks for a longer "
+        "wait than this, the generation fails as `rate_limited` instead of sitting queued for that long, "
+        "and the message says why.",
+        example='"RETRY_AFTER_MAX": 3600.0',
+    )
+    RETRY_ON_TIMEOUT = Flag(
+        False,
+        "Whether a `timeout` is retried.",
+        section=JOBS,
+        doc="A timed-out request may still have been billed (the API has no idempotency key), so a retry "
+        "can pay twice; opt in only if that is acceptable.",
+        example='"RETRY_ON_TIMEOUT": True',
+    )
+    REQUEUE_ABANDONED = Flag(
+        False,
+        "Whether a generation whose worker died mid-way (`abandoned`) is queued again.",
+        section=JOBS,
+        doc="Like a timeout, the lost attempt may have been billed.",
+        example='"REQUEUE_ABANDONED": True',
+    )
+    STALE_AFTER = Integer(
+        120,
+        "Seconds without a heartbeat after which a running generation counts as abandoned.",
+        section=JOBS,
+        doc="The worker was killed, ran out of memory, or was stopped by a deploy: the generation ends as "
+        "`abandoned`, or is queued again when `REQUEUE_ABANDONED` is set. Keep it well above the "
+        "heartbeat interval.",
+        example='"STALE_AFTER": 300',
+    )
+    REAP_INTERVAL = Integer(
+        60,
+        "How often the reaper runs, in seconds.",
+        section=JOBS,
+        doc="The reaper finishes abandoned generations (see `STALE_AFTER`) and enqueues again queued "
+        "generations whose job was lost. `gptimage_worker` schedules it itself; otherwise run "
+        "`python manage.py gptimage_reap` periodically.",
+        example='"REAP_INTERVAL": 30',
+    )
+    KEEP_RESULT_AFTER_CANCEL = Flag(
+        True,
+        "Whether images that arrive after their generation was canceled are kept.",
+        section=JOBS,
+        doc="The request was already paid for: keep and store them on the canceled record (`True`), or "
+        "discard them (`False`).",
+        example='"KEEP_RESULT_AFTER_CANCEL": False',
+    )
+
+    # -- Access to the raw dict and derived values -------------------------------------------
 
     @property
     def raw(self) -> dict[str, Any]:
-        return getattr(django_settings, "GPTIMAGE", None) or {}
+        value = getattr(django_settings, "GPTIMAGE", None)
+        return value if isinstance(value, dict) else {}
 
     def get(self, key: str) -> Any:
-        if key not in DEFAULTS:
+        """The effective value of ``key`` (as its property returns it)."""
+        if key not in SETTINGS:
             raise AttributeError(f"Unknown GPTIMAGE setting {key!r}")
-        return self.raw.get(key, DEFAULTS[key])
-
-    def __getattr__(self, name: str) -> Any:
-        if name in DEFAULTS:
-            return self.get(name)
-        raise AttributeError(name)
-
-    @property
-    def API_KEY(self) -> str | None:  # noqa: N802
-        return self.raw.get("API_KEY") or os.environ.get("OPENAI_API_KEY") or None
-
-    @property
-    def BASE_URL(self) -> str:  # noqa: N802
-        url = self.raw.get("BASE_URL") or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-        return url.rstrip("/")
-
-    @property
-    def PROVIDER(self) -> str:  # noqa: N802
-        configured = self.raw.get("PROVIDER")
-        if configured:
-            return configured
-        return "openai" if self.API_KEY else "offline"
-
-    @property
-    def SPOOL_DIR(self) -> str:  # noqa: N802
-        return self.raw.get("SPOOL_DIR") or os.path.join(tempfile.gettempdir(), "django-gptimage-spool")
+        return getattr(self, key)
 
     @property
     def policy(self) -> Policy:
-        def tup(key: str) -> tuple[str, ...] | None:
-            value = self.get(key)
+        def tup(value: Sequence[str] | None) -> tuple[str, ...] | None:
             return None if value is None else tuple(value)
 
         return Policy(
-            models=tup("ALLOWED_MODELS"),
-            modes=tup("ALLOWED_MODES"),
-            ratios=tup("ALLOWED_RATIOS"),
-            tiers=tup("ALLOWED_TIERS"),
-            qualities=tup("ALLOWED_QUALITIES"),
-            formats=tup("ALLOWED_FORMATS"),
-            max_n=self.get("MAX_N"),
+            models=tup(self.ALLOWED_MODELS),
+            modes=tup(self.ALLOWED_MODES),
+            ratios=tup(self.ALLOWED_RATIOS),
+            tiers=tup(self.ALLOWED_TIERS),
+            qualities=tup(self.ALLOWED_QUALITIES),
+            formats=tup(self.ALLOWED_FORMATS),
+            max_n=self.MAX_N,
         )
 
+
+# The table: every key in declaration order, and its default (kept for callers of DEFAULTS).
+SETTINGS: dict[str, Setting[Any]] = {
+    name: value for name, value in vars(Settings).items() if isinstance(value, Setting)
+}
+DEFAULTS: dict[str, Any] = {name: setting.default for name, setting in SETTINGS.items()}
 
 gptimage_settings = Settings()

@@ -297,6 +297,42 @@ def test_e009_unknown_run_mode():
     assert "'sync'" in message.hint
 
 
+# E010 -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "kind"),
+    [
+        ("READ_TIMEOUT", "600", "number"),
+        ("JOB_TIMEOUT", 900.0, "integer"),
+        ("MAX_ATTEMPTS", True, "integer"),
+        ("RETRY_ON_TIMEOUT", 1, "boolean"),
+        ("PRICES", [], "dict"),
+        ("UPLOAD_TO", None, "string"),
+        ("ORGANIZATION", 42, "string or None"),
+    ],
+)
+def test_e010_value_of_the_wrong_type(key, value, kind):
+    message = only(run(**{key: value}), "django_gptimage.E010")
+    assert f"GPTIMAGE[{key!r}] must be a {kind}" in message.msg
+    assert repr(value) in message.msg
+
+
+def test_e010_never_shows_a_secret_value():
+    message = only(run(API_KEY=["sk-secret-in-a-list"], PROVIDER="offline"), "django_gptimage.E010")
+    assert "sk-secret" not in message.msg + message.hint
+    message = only(run(PROVIDER_OPTIONS=[("token", "hunter2")]), "django_gptimage.E010")
+    assert "hunter2" not in message.msg + message.hint
+
+
+def test_e010_leaves_keys_with_their_own_check_alone():
+    assert "django_gptimage.E010" not in ids(run(MAX_N="4", ALLOWED_TIERS="1K", RUN_MODE=3))
+
+
+def test_e010_well_typed_values_pass():
+    assert run(READ_TIMEOUT=30, MAX_ATTEMPTS=2, RETRY_ON_TIMEOUT=True, ORGANIZATION=None) == []
+
+
 # W002 -----------------------------------------------------------------------------------------
 
 
