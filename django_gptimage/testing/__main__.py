@@ -28,11 +28,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key", help="Require 'Authorization: Bearer KEY' (default: any key).")
     parser.add_argument("--image-mode", choices=IMAGE_MODES, default="solid", help="(default: %(default)s)")
     parser.add_argument("--delay", type=float, default=0.0, help="Seconds before every answer.")
+    parser.add_argument(
+        "--images-per-minute", type=int, help="Enforce this many images per sliding minute (429 beyond)."
+    )
+    parser.add_argument(
+        "--requests-per-minute", type=int, help="Enforce this many requests per sliding minute (429 beyond)."
+    )
     parser.add_argument("--until-stdin-closes", action="store_true", help="Stop when stdin reaches EOF.")
     args = parser.parse_args(argv)
 
     server = FakeOpenAIServer(
-        host=args.host, port=args.port, api_key=args.api_key, image_mode=args.image_mode, delay=args.delay
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        image_mode=args.image_mode,
+        delay=args.delay,
+        images_per_minute=args.images_per_minute,
+        requests_per_minute=args.requests_per_minute,
     ).start()
     print(server.base_url, flush=True)
     done = threading.Event()

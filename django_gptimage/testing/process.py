@@ -11,13 +11,25 @@ from contextlib import contextmanager
 
 @contextmanager
 def serve_in_subprocess(
-    *, api_key: str | None = None, image_mode: str = "solid", delay: float = 0.0
+    *,
+    api_key: str | None = None,
+    image_mode: str = "solid",
+    delay: float = 0.0,
+    images_per_minute: int | None = None,
+    requests_per_minute: int | None = None,
 ) -> Iterator[str]:
-    """Start ``python -m django_gptimage.testing`` and yield its base URL; stop it on exit."""
+    """Start ``python -m django_gptimage.testing`` and yield its base URL; stop it on exit.
+
+    ``GET <base URL without /v1>/_fake/stats`` returns its counters (see ``FakeOpenAIServer.stats``).
+    """
     args = [sys.executable, "-m", "django_gptimage.testing", "--until-stdin-closes",
             "--image-mode", image_mode, "--delay", str(delay)]  # fmt: skip
     if api_key:
         args += ["--api-key", api_key]
+    if images_per_minute:
+        args += ["--images-per-minute", str(images_per_minute)]
+    if requests_per_minute:
+        args += ["--requests-per-minute", str(requests_per_minute)]
     process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None

@@ -22,12 +22,14 @@ from . import answers
 from .errors import APIError
 from .faults import ERROR_KINDS, Fault
 from .images import IMAGE_MODES
+from .limits import Limits, rate_limit_error
 from .recording import RecordedRequest, parse_body, read_body, redacted_headers
-from .transport import duration, send, send_error, send_stream
+from .transport import send, send_error, send_stream
 from .validation import validate_edit, validate_generation
 
 GENERATIONS = "/v1/images/generations"
 EDITS = "/v1/images/edits"
+STATS = "/_fake/stats"  # not OpenAI's: counters for harnesses that run the server in a subprocess
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -74,6 +76,9 @@ class FakeOpenAIServer:
     ``api_key``: when set, requests must carry ``Authorization: Bearer <api_key>``.
     ``image_mode``: "solid" (small, fast) or "noise" (random pixels, realistically large).
     ``delay``: seconds to wait before answering every request.
+    ``requests_per_minute`` / ``images_per_minute``: when set, enforced over a sliding minute
+    (429 ``rate_limit_exceeded`` with ``Retry-After`` beyond it); ``rate_limit_requests`` and
+    ``rate_limit_tokens`` are only reported in the ``x-ratelimit-*`` headers.
     """
 
     def __init__(
@@ -86,6 +91,8 @@ class FakeOpenAIServer:
         delay: float = 0.0,
         rate_limit_requests: int = 5000,
         rate_limit_tokens: int = 4_000_000,
+        requests_per_minute: int | None = None,
+        images_per_minute: int | None = None,
     ) -> None:
         if image_mode not in IMAGE_MODES:
             raise ValueError(f"image_mode must be one of {IMAGE_MODES}, not {image_mode!r}.")
@@ -95,6 +102,9 @@ class FakeOpenAIServer:
         self.delay = delay
         self.rate_limit_requests = rate_limit_requests
         self.rate_limit_tokens = rate_limit_tokens
+        self.requests_per_minute = requests_per_minute
+        self.images_per_minute = images_per_minute
+        self.limits = self._new_limits()
         self._defaults = (api_key, image_mode, delay)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -106,6 +116,7 @@ class FakeOpenAIServer:
         self._connections = 0
         self._answered = 0
         self._tokens = 0
+        self._rate_limited = 0
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -188,8 +199,30 @@ class FakeOpenAIServer:
         with self._lock:
             self._requests.clear()
             self._faults.clear()
-            self._connections = self._answered = self._tokens = 0
+            self._connections = self._answered = self._tokens = self._rate_limited = 0
         self.api_key, self.image_mode, self.delay = self._defaults
+        self.limits = self._new_limits()
+
+    def stats(self) -> dict[str, int]:
+        """Counters: image requests received, answered with images, refused by the rate limit."""
+        with self._lock:
+            received = sum(1 for r in self._requests if r.path in (GENERATIONS, EDITS))
+            return {
+                "requests": received,
+                "answered": self._answered,
+                "rate_limited": self._rate_limited,
+                "images": self.limits.accepted_images,
+                "images_in_window": self.limits.images.used() if self.limits.images else 0,
+                "requests_in_window": self.limits.requests.used(),
+            }
+
+    def _new_limits(self) -> Limits:
+        return Limits(
+            requests=self.rate_limit_requests,
+            tokens=self.rate_limit_tokens,
+            requests_per_minute=self.requests_per_minute,
+            images_per_minute=self.images_per_minute,
+        )
 
     # -- internals --------------------------------------------------------------------------------
 
@@ -213,20 +246,11 @@ class FakeOpenAIServer:
         return None
 
     def _headers(self, request_id: str, started: float) -> dict[str, str]:
-        with self._lock:
-            answered, tokens = self._answered, self._tokens
         return {
             "x-request-id": request_id,
             "openai-version": "2020-10-01",
             "openai-processing-ms": str(round((time.monotonic() - started) * 1000)),
-            "x-ratelimit-limit-requests": str(self.rate_limit_requests),
-            "x-ratelimit-remaining-requests": str(max(0, self.rate_limit_requests - answered)),
-            "x-ratelimit-reset-requests": duration(60 / self.rate_limit_requests),
-            "x-ratelimit-limit-tokens": str(self.rate_limit_tokens),
-            "x-ratelimit-remaining-tokens": str(max(0, self.rate_limit_tokens - tokens)),
-            "x-ratelimit-reset-tokens": duration(
-                60 * min(tokens, self.rate_limit_tokens) / self.rate_limit_tokens
-            ),
+            **self.limits.headers(),  # the last minute's requests and tokens (and images)
         }
 
     def _auth_error(self, sent: str, request_id: str) -> APIError | None:
@@ -247,6 +271,8 @@ class FakeOpenAIServer:
         raw = read_body(h.rfile, h.headers)
         split = urlsplit(h.path)
         path = split.path.rstrip("/")
+        if h.command == "GET" and path == STATS:  # introspection: neither recorded nor delayed
+            return send(h, 200, json.dumps(self.stats()).encode(), {"x-request-id": request_id})
         parsed = parse_body(h.headers.get("Content-Type", ""), raw)
         body, multipart = parsed.body, parsed.multipart
         record = RecordedRequest(
@@ -260,7 +286,8 @@ class FakeOpenAIServer:
         )
         with self._lock:
             self._requests.append(record)
-        if self.delay:
+        enforcing = self.limits.enforced
+        if self.delay and not enforcing:
             self._stopping.wait(self.delay)
 
         auth_error = self._auth_error(h.headers.get("Authorization", ""), request_id)
@@ -302,6 +329,14 @@ class FakeOpenAIServer:
         except APIError as exc:
             return send_error(h, exc, self._headers(request_id, started))
 
+        refusal = self.limits.admit(job.n)
+        if refusal is not None:
+            with self._lock:
+                self._rate_limited += 1
+            return send_error(h, rate_limit_error(refusal, job.model), self._headers(request_id, started))
+        if self.delay and enforcing:  # a 429 comes back at once; an admitted request takes its time
+            self._stopping.wait(self.delay)
+
         if job.stream:
             self._account(answers.job_usage(job)["total_tokens"])
             events = answers.stream_events(job, self.image_mode, fault)
@@ -319,3 +354,4 @@ class FakeOpenAIServer:
         with self._lock:
             self._answered += 1
             self._tokens += tokens
+        self.limits.tokens.add(tokens)
