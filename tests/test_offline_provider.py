@@ -182,3 +182,84 @@ def test_provider_options_reach_the_offline_provider(settings):
         assert get_provider().delay == 0.25
     finally:
         reset_providers()
+
+
+# --- The placeholder reads as what was asked for -------------------------------------------
+
+
+def _digest(spool_dir, **overrides) -> str:
+    return OfflineProvider().generate(request(**overrides), spool_dir=spool_dir).files[0].sha256
+
+
+def test_same_request_draws_the_same_pixels(tmp_path):
+    assert _digest(str(tmp_path / "a"), size="1536x864") == _digest(str(tmp_path / "b"), size="1536x864")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"prompt": "A green bicycle"}, {"quality": "high"}, {"size": "1536x1024"}, {"model": "gpt-image-1"}],
+)
+def test_a_different_request_draws_different_pixels(tmp_path, change):
+    assert _digest(str(tmp_path / "a")) != _digest(str(tmp_path / "b"), **change)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "size", "kind"),
+    [
+        ("Jazz evening by the harbour", "1024x1536", "poster"),  # portrait: a poster
+        ("Jazz evening by the harbour", "1536x1024", "cover"),  # landscape: a cover
+        ("Jazz evening by the harbour", "1024x1024", "product"),  # square: a product card
+        ("Poster for a jazz evening", "1536x1024", "poster"),  # the words win over the shape
+        ("Ad creative for a waxed canvas bag", "1024x1024", "ad"),
+        ("Product shot of a ceramic dripper", "1536x1024", "product"),
+        ("Cover for an article about bees", "1024x1536", "cover"),
+    ],
+)
+def test_the_composition_follows_the_request(prompt, size, kind):
+    from django_gptimage.providers.placeholder import kind_of
+
+    width, height = (int(v) for v in size.split("x"))
+    assert kind_of(prompt, width, height) == kind
+
+
+@pytest.mark.parametrize(
+    ("prompt", "title"),
+    [
+        (
+            "A cover for an article about urban beekeeping on Paris rooftops",
+            "Urban beekeeping on Paris rooftops",
+        ),
+        ("Poster for 'Jazz on the Quay', an open-air evening", "Jazz on the Quay"),
+        ("Product photo of a ceramic dripper, studio light, white background", "Ceramic dripper"),
+        ("Sunlit kitchen. Warm tones.", "Sunlit kitchen"),
+        (
+            "one two three four five six seven eight nine ten eleven",
+            "One two three four five six seven eight nine…",
+        ),
+        ("", "Untitled"),
+    ],
+)
+def test_the_title_comes_from_the_prompt(prompt, title):
+    from django_gptimage.providers.placeholder import title_of
+
+    assert title_of(prompt) == title
+
+
+def test_the_spec_names_ratio_tier_size_and_quality():
+    from django_gptimage.providers.placeholder import spec_lines
+
+    spec, sub = spec_lines(request(quality="high", n=2), 2048, 1152, index=1)
+    assert spec.split("  ·  ") == ["16:9", "2K", "2048x1152", "high"]
+    assert "image 2 of 2" in sub and "text-to-image" in sub and "offline" in sub
+
+
+@pytest.mark.parametrize("size", ["1024x1536", "1536x1024", "1024x1024", "3840x2160", "2160x3840"])
+def test_the_spec_strip_is_drawn(spool, size):
+    """The bottom strip is darkened and carries light text: both extremes appear there."""
+    result = OfflineProvider().generate(request(size=size), spool_dir=spool)
+    with Image.open(result.files[0].path) as im:
+        width, height = im.size
+        strip = im.convert("L").crop((0, height - min(width, height) // 12, width // 2, height - 4))
+        low, high = strip.getextrema()
+    assert high >= 200  # white text
+    assert low <= 90  # on a darkened band

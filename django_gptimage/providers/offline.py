@@ -1,24 +1,22 @@
-"""A provider that needs no network: draws a real cover with Pillow at the exact size.
+"""A provider that needs no network: draws a real placeholder with Pillow at the exact size.
 
 It is the default when no API key is set, so the example site and first experiments work on a
-fresh machine. The prompt, ratio, tier and size are printed on the image so editors can see
-which settings produced it. Nothing is billed.
+fresh machine. The placeholder looks like what was asked for (a cover, a poster, a product card:
+see :mod:`.placeholder`) with the prompt's words as its title and the ratio, tier, pixel size
+and quality printed on it. The same request draws the same pixels. Nothing is billed.
 """
 
 from __future__ import annotations
 
-import colorsys
 import hashlib
 import os
-import textwrap
 import time
 from typing import Any
 
-from PIL import Image, ImageDraw, ImageFont
-
-from django_gptimage.domain.sizes import parse_size, ratio_label, tier_for_size
+from django_gptimage.domain.sizes import parse_size
 
 from .base import ProgressCallback, Provider, ProviderRequest, ProviderResult, ResultFile
+from .placeholder import draw_placeholder
 
 AUTO_SIZE = (1024, 1024)
 PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
@@ -41,7 +39,7 @@ class OfflineProvider(Provider):
         report("sending", {})
         report("waiting", {})
         if request.partial_images:
-            preview = draw_cover(request, width, height, index=0, draft=True)
+            preview = draw_placeholder(request, width, height, index=0, draft=True)
             path = os.path.join(spool_dir, "partial-0.png")
             preview.save(path, "PNG")
             report("partial", {"path": path, "index": 0})
@@ -50,7 +48,7 @@ class OfflineProvider(Provider):
         report("receiving", {})
         files = []
         for index in range(request.n):
-            image = draw_cover(request, width, height, index=index)
+            image = draw_placeholder(request, width, height, index=index)
             path = os.path.join(spool_dir, f"result-{index}.bin")
             save_kwargs: dict[str, Any] = {}
             if request.output_format in ("jpeg", "webp"):
@@ -73,43 +71,3 @@ class OfflineProvider(Provider):
             output_format=request.output_format,
             created=int(time.time()),
         )
-
-
-def _palette(prompt: str, index: int) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
-    digest = hashlib.sha256(f"{prompt}\0{index}".encode()).digest()
-    hue = digest[0] / 255
-    top = colorsys.hls_to_rgb(hue, 0.35, 0.55)
-    bottom = colorsys.hls_to_rgb((hue + 0.12) % 1, 0.15, 0.6)
-    return tuple(int(c * 255) for c in top), tuple(int(c * 255) for c in bottom)  # type: ignore[return-value]
-
-
-def draw_cover(
-    request: ProviderRequest, width: int, height: int, *, index: int = 0, draft: bool = False
-) -> Image.Image:
-    """A poster-like image: gradient, the prompt as a headline, and the request's parameters."""
-    top, bottom = _palette(request.prompt, index)
-    # A vertical gradient made from a 1-pixel-wide strip, resized: fast even at 4K.
-    strip = Image.new("RGB", (1, 256))
-    for y in range(256):
-        t = y / 255
-        strip.putpixel((0, y), tuple(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)))
-    image = strip.resize((width, height), Image.Resampling.BILINEAR)
-    if request.background == "transparent":
-        image = image.convert("RGBA")
-        image.putalpha(200)
-    draw = ImageDraw.Draw(image)
-    short = min(width, height)
-    margin = short // 12
-    headline = ImageFont.load_default(size=max(12, short // 14))
-    small = ImageFont.load_default(size=max(10, short // 32))
-    chars = max(8, int((width - 2 * margin) / (short // 14 * 0.55)))
-    lines = textwrap.wrap(request.prompt, width=chars)[:6] or [""]
-    y = margin
-    for line in lines:
-        draw.text((margin, y), line, font=headline, fill=(255, 255, 255))
-        y += int(short / 14 * 1.25)
-    label = f"{ratio_label(width, height)} · {tier_for_size(width, height)} · {width}x{height} · {request.quality}"
-    label += f" · #{index + 1}/{request.n}" + (" · draft" if draft else "")
-    draw.text((margin, height - margin - short // 32), label, font=small, fill=(230, 230, 230))
-    draw.rectangle((0, 0, width - 1, height - 1), outline=(255, 255, 255), width=max(2, short // 200))
-    return image

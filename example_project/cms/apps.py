@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.apps import AppConfig
 
 
-class BlogConfig(AppConfig):
-    name = "blog"
-    verbose_name = "Blog"
+class CmsConfig(AppConfig):
+    name = "cms"
+    verbose_name = "CMS"
     default_auto_field = "django.db.models.BigAutoField"
