@@ -59,6 +59,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
     messages += _check_keys()
     messages += _check_run_mode()
     messages += _check_types()
+    messages += _check_provider_options()
     messages += _check_spool_dir()
     if not policy_messages:
         messages += _check_pillow_formats()
@@ -72,6 +73,18 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 def _check_provider() -> list[CheckMessage]:
     from .providers import PROVIDERS, get_provider_class
 
+    configured = gptimage_settings.raw.get("PROVIDER")
+    if isinstance(configured, dict) and not SETTINGS["PROVIDER"].accepts(configured):
+        keys = ", ".join(sorted(map(repr, configured))) or "none"
+        return [
+            Error(
+                "GPTIMAGE['PROVIDER'] as a dict needs a non-empty 'BACKEND' string and at most a dict "
+                f"of 'OPTIONS', nothing else (its keys: {keys}).",
+                hint='Write e.g. {"BACKEND": "openai", "OPTIONS": {"max_connections": 32}}, like an entry '
+                "of STORAGES, or just the backend name.",
+                id="django_gptimage.E001",
+            )
+        ]
     name = gptimage_settings.PROVIDER
     if not isinstance(name, str):
         return [
@@ -405,6 +418,41 @@ def _check_types() -> list[CheckMessage]:
             )
         )
     return messages
+
+
+# E011 -----------------------------------------------------------------------------------------
+
+
+def _check_provider_options() -> list[CheckMessage]:
+    """The provider's OPTIONS fit its constructor: caught here, not as a failed paid job."""
+    from .providers import ProviderOptionsError, get_provider_class
+
+    def error(msg: str) -> list[CheckMessage]:
+        return [
+            Error(
+                msg,
+                hint="Give only options the provider class takes as keyword arguments "
+                "(docs/providers.md#options lists those of the built-in providers).",
+                id="django_gptimage.E011",
+            )
+        ]
+
+    try:
+        options = gptimage_settings.provider_options
+    except ImproperlyConfigured as exc:
+        return error(str(exc))
+    name = gptimage_settings.PROVIDER
+    if not isinstance(name, str):
+        return []  # E001
+    try:
+        cls = get_provider_class(name)
+    except ImproperlyConfigured:
+        return []  # E001 (or a built-in provider whose optional dependency is missing)
+    try:
+        cls.check_options(options)
+    except ProviderOptionsError as exc:
+        return error(str(exc))
+    return []
 
 
 # W002 -----------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ docs/settings.md``) and a test fails when it is stale.
 
 To add a key: declare it in :class:`Settings`, in the section it belongs to, with the kind that
 matches its type (``Text``, ``OptionalText``, ``Number``, ``Integer``, ``OptionalInteger``,
-``Flag``, ``Names``, ``Mapping``), then regenerate the docs. Read it as ``gptimage_settings.KEY``.
+``Flag``, ``Names``, ``Mapping``, ``Backend``), then regenerate the docs. Read it as ``gptimage_settings.KEY``.
 
 The API key and the base URL also come from the ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``
 environment variables, OpenAI's own convention.
@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar, overload
 
 from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
 
 from .domain.policy import Policy
 
@@ -175,6 +176,22 @@ class Names(Setting["Sequence[str] | None"]):
         )
 
 
+class Backend(Setting[str]):
+    """A backend name, alone or like a ``STORAGES`` entry: ``{"BACKEND": ..., "OPTIONS": {...}}``."""
+
+    kind = 'string, {"BACKEND": ..., "OPTIONS": {...}} or None'
+
+    def accepts(self, value: Any) -> bool:
+        if isinstance(value, dict):
+            return (
+                set(value) <= {"BACKEND", "OPTIONS"}
+                and isinstance(value.get("BACKEND"), str)
+                and bool(value["BACKEND"])
+                and isinstance(value.get("OPTIONS", {}), dict)
+            )
+        return value is None or isinstance(value, str)
+
+
 class Mapping(Setting["dict[str, Any]"]):
     kind = "dict"
 
@@ -195,6 +212,8 @@ def _base_url(s: Settings, value: Any) -> str:
 
 
 def _provider(s: Settings, value: Any) -> str:
+    if isinstance(value, dict):  # the STORAGES-like form
+        value = value.get("BACKEND")
     if value:
         return value  # type: ignore[no-any-return]
     return "openai" if s.API_KEY else "offline"
@@ -209,26 +228,34 @@ class Settings:
 
     # -- Provider and API --------------------------------------------------------------------
 
-    PROVIDER = OptionalText(
+    PROVIDER = Backend(
         None,
-        "Which provider makes the images.",
+        "Which provider makes the images, and its options.",
         section=PROVIDER_API,
         default_doc=', meaning `"openai"` when an API key is set (in `GPTIMAGE["API_KEY"]` or '
         '`OPENAI_API_KEY`) and `"offline"` otherwise',
-        doc='`"openai"` (OpenAI\'s Images API), `"offline"` (draws labelled placeholder images locally: '
-        "no network, no cost; for development, tests and demos), or a dotted path to your own subclass of "
-        "`django_gptimage.providers.Provider`. Check `E001` reports a name that is neither; `E003` reports "
-        '`"openai"` without a key.',
-        example='"PROVIDER": "offline"\n"PROVIDER": "myproject.images.AzureImageProvider"',
+        doc='The backend is `"openai"` (OpenAI\'s Images API), `"offline"` (draws labelled placeholder '
+        "images locally: no network, no cost; for development, tests and demos), or a dotted path to your "
+        "own subclass of `django_gptimage.providers.Provider`. Write it alone, or like an entry of "
+        '`STORAGES`: `{"BACKEND": "openai", "OPTIONS": {...}}`, the options being keyword arguments of the '
+        "provider class (see [providers.md](providers.md#options)). Options are checked when the provider "
+        "is built and by check `E011`: an option the provider does not take, or a value of the wrong type, "
+        "is `ImproperlyConfigured` and the generation fails as `configuration_error` before anything is "
+        "sent. `gptimage_settings.PROVIDER` is the backend name. Check `E001` reports a backend that is "
+        'neither built in nor importable, or a malformed dict; `E003` reports `"openai"` without a key.',
+        example='"PROVIDER": "offline"\n'
+        '"PROVIDER": {"BACKEND": "openai", "OPTIONS": {"max_connections": 32}}\n'
+        '"PROVIDER": "myproject.images.AzureImageProvider"',
         resolve=_provider,
     )
     PROVIDER_OPTIONS = Mapping(
         {},
-        "Extra keyword arguments passed to the provider class when it is built.",
+        "The provider's options when `PROVIDER` is a plain name (the short form of its `OPTIONS`).",
         section=PROVIDER_API,
-        doc="Passed by `Provider.from_settings()`, like the `OPTIONS` of a `STORAGES` backend. Which "
-        "options exist depends on the provider; the settings on this page (key, URL, timeouts) are passed "
-        "separately and do not belong here.",
+        doc='`"PROVIDER": "offline", "PROVIDER_OPTIONS": {"delay": 2.0}` means the same as `"PROVIDER": '
+        '{"BACKEND": "offline", "OPTIONS": {"delay": 2.0}}`; giving both `PROVIDER["OPTIONS"]` and '
+        "`PROVIDER_OPTIONS` is an error (check `E011`). For the `openai` provider the settings on this page "
+        "(key, URL, timeouts) fill its options, and an option given here wins.",
         example='"PROVIDER_OPTIONS": {"delay": 2.0}  # offline provider: take 2 s per generation, to try progress UIs',
     )
     API_KEY = OptionalText(
@@ -577,6 +604,28 @@ class Settings:
         if key not in SETTINGS:
             raise AttributeError(f"Unknown GPTIMAGE setting {key!r}")
         return getattr(self, key)
+
+    @property
+    def provider_options(self) -> dict[str, Any]:
+        """The provider's keyword options: ``PROVIDER["OPTIONS"]`` or ``PROVIDER_OPTIONS``."""
+        configured = self.raw.get("PROVIDER")
+        short = self.raw.get("PROVIDER_OPTIONS")
+        if isinstance(configured, dict) and "OPTIONS" in configured:
+            if short:
+                raise ImproperlyConfigured(
+                    "GPTIMAGE['PROVIDER'] has OPTIONS and GPTIMAGE['PROVIDER_OPTIONS'] is set too; "
+                    "keep one of them."
+                )
+            options = configured["OPTIONS"]
+            where = "GPTIMAGE['PROVIDER']['OPTIONS']"
+        else:
+            options = self.PROVIDER_OPTIONS
+            where = "GPTIMAGE['PROVIDER_OPTIONS']"
+        if not isinstance(options, dict):
+            raise ImproperlyConfigured(
+                f"{where} must be a dict of keyword options, not {type(options).__name__}."
+            )
+        return dict(options)
 
     @property
     def policy(self) -> Policy:

@@ -1,4 +1,5 @@
-"""Provider registry: ``GPTIMAGE["PROVIDER"]`` is a short name or a dotted path."""
+"""Provider registry: ``GPTIMAGE["PROVIDER"]`` names a backend (a short name or a dotted path),
+alone or like a ``STORAGES`` entry: ``{"BACKEND": "openai", "OPTIONS": {...}}``."""
 
 from __future__ import annotations
 
@@ -7,15 +8,25 @@ import threading
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from .base import InputFile, Provider, ProviderError, ProviderRequest, ProviderResult, ResultFile
+from .base import (
+    InputFile,
+    Provider,
+    ProviderError,
+    ProviderOptionsError,
+    ProviderRequest,
+    ProviderResult,
+    ResultFile,
+)
 
 __all__ = [
     "InputFile",
     "Provider",
     "ProviderError",
+    "ProviderOptionsError",
     "ProviderRequest",
     "ProviderResult",
     "ResultFile",
+    "build_provider",
     "get_provider",
     "get_provider_class",
     "reset_providers",
@@ -53,9 +64,29 @@ def get_provider(name: str | None = None) -> Provider:
     with _lock:
         provider = _instances.get(key)
         if provider is None:
-            provider = cls.from_settings()
+            provider = build_provider(cls)
             _instances[key] = provider
     return provider
+
+
+def build_provider(cls: type[Provider]) -> Provider:
+    """``cls`` built from the settings, its options checked first: every way it can fail is an
+    ``ImproperlyConfigured`` the runner records as ``configuration_error`` (nothing sent)."""
+    from django_gptimage.conf import gptimage_settings
+
+    cls.check_options(gptimage_settings.provider_options)
+    try:
+        return cls.from_settings()
+    except ImproperlyConfigured:
+        raise
+    except (TypeError, ValueError) as exc:
+        detail = str(exc)
+        key = gptimage_settings.API_KEY
+        if key:
+            detail = detail.replace(key, "sk-***")
+        raise ImproperlyConfigured(
+            f"The {cls.name!r} provider could not be built from GPTIMAGE['PROVIDER'] OPTIONS: {detail}"
+        ) from exc
 
 
 def reset_providers() -> None:

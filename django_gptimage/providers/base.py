@@ -8,9 +8,14 @@ A provider turns a validated :class:`ProviderRequest` into result files in a spo
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import inspect
+import types
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
 
 from django_gptimage.domain.errors import ErrorCode, error_info
 
@@ -106,18 +111,58 @@ class Provider:
 
     @classmethod
     def from_settings(cls) -> Provider:
-        """Build the provider from ``GPTIMAGE`` (``PROVIDER_OPTIONS`` are passed as keywords)."""
+        """Build the provider from ``GPTIMAGE`` (its ``OPTIONS`` are passed as keywords)."""
         from django_gptimage.conf import gptimage_settings
 
-        return cls(**gptimage_settings.PROVIDER_OPTIONS)
+        return cls(**gptimage_settings.provider_options)
+
+    @classmethod
+    def option_types(cls) -> dict[str, Any] | None:
+        """The keyword options the constructor takes, with their annotated types.
+
+        ``None`` when it takes any keyword (``**options``), so nothing can be checked by name.
+        """
+        params = inspect.signature(cls.__init__).parameters.values()
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            return None
+        try:
+            hints = typing.get_type_hints(cls.__init__)
+        except Exception:  # an annotation that does not resolve: check names only
+            hints = {}
+        return {
+            p.name: hints.get(p.name, Any)
+            for p in params
+            if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        }
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        """Raise :class:`ProviderOptionsError` for an option the provider does not take, or a
+        value of the wrong type, before anything is built or sent. Values are never quoted:
+        an option may hold a credential."""
+        allowed = cls.option_types()
+        if allowed is None:
+            return
+        unknown = sorted(str(name) for name in options if name not in allowed)
+        if unknown:
+            raise ProviderOptionsError(
+                f"The {cls.name!r} provider has no option {', '.join(map(repr, unknown))}; "
+                f"its options are {', '.join(sorted(allowed)) or 'none'}."
+            )
+        for name, value in options.items():
+            if not _matches(value, allowed[name]):
+                raise ProviderOptionsError(
+                    f"The {cls.name!r} provider's option {name!r} must be {_type_name(allowed[name])}, "
+                    f"not {type(value).__name__}."
+                )
 
     @classmethod
     def settings_fingerprint(cls) -> tuple[Any, ...]:
         """What, in the settings, makes a cached instance stale (never a secret in clear)."""
         from django_gptimage.conf import gptimage_settings
 
-        # Hashed: PROVIDER_OPTIONS may hold a credential, and the fingerprint is a cache key.
-        options = repr(sorted(gptimage_settings.PROVIDER_OPTIONS.items()))
+        # Hashed: the options may hold a credential, and the fingerprint is a cache key.
+        options = repr(sorted(gptimage_settings.provider_options.items()))
         return (hashlib.sha256(options.encode()).hexdigest()[:16],)
 
     def generate(
@@ -127,3 +172,32 @@ class Provider:
 
     def close(self) -> None:
         """Release pooled connections (called on shutdown; providers are reused between calls)."""
+
+
+class ProviderOptionsError(ImproperlyConfigured):
+    """The provider's ``OPTIONS`` do not fit its constructor (system check ``E011``)."""
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether ``value`` fits a simple annotation; anything not simple is not checked."""
+    if hint is Any:
+        return True
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return any(_matches(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
+def _type_name(hint: Any) -> str:
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return " or ".join(_type_name(arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return "None"
+    return getattr(hint, "__name__", str(hint))

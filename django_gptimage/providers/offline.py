@@ -26,8 +26,10 @@ class OfflineProvider(Provider):
     name = "offline"
     billable = False
 
-    def __init__(self, *, delay: float = 0.0, **options: Any) -> None:
-        super().__init__(**options)
+    def __init__(self, *, delay: float = 0.0) -> None:
+        super().__init__(delay=delay)
+        if delay < 0:
+            raise ValueError(f"delay must be 0 or more seconds, not {delay!r}")
         self.delay = float(delay)
 
     def generate(

@@ -96,7 +96,7 @@ class OpenAIProvider(Provider):
             "pool_timeout": s.POOL_TIMEOUT,
             "max_connections": s.MAX_CONNECTIONS,
         }
-        return cls(**{**options, **s.PROVIDER_OPTIONS})  # PROVIDER_OPTIONS wins
+        return cls(**{**options, **s.provider_options})  # the OPTIONS win
 
     @classmethod
     def settings_fingerprint(cls) -> tuple[Any, ...]:
