@@ -332,7 +332,7 @@ class Settings:
         "Resolution tiers editors may choose: the site-wide ceiling.",
         section=POLICY,
         default_doc=" (`1K`, `2K`, `4K`)",
-        doc="`ACCESS_RESOLVER` can narrow it further per user.",
+        doc="The user's plan (`ACCESS_RESOLVER`) can narrow it further per user.",
         example='"ALLOWED_TIERS": ["1K", "2K"]',
     )
     ALLOWED_QUALITIES = Names(
@@ -484,13 +484,49 @@ class Settings:
     # -- Access ------------------------------------------------------------------------------
 
     ACCESS_RESOLVER = OptionalText(
-        None,
-        "Dotted path to a function `f(user) -> iterable of tiers or None` deciding which tiers a user has unlocked.",
+        "django_gptimage.access.resolver.plan_access",
+        "Dotted path to a function `f(user) -> Access | iterable of tiers | None` deciding what a user has unlocked.",
         section=ACCESS,
-        default_doc=" (every user gets every tier the site policy allows)",
-        doc="`None` from the function means no extra restriction. It can only narrow `ALLOWED_TIERS`. "
-        "A refused tier ends with `access_denied`.",
-        example='"ACCESS_RESOLVER": "myproject.billing.unlocked_tiers"',
+        default_doc=" (the access plans, see [access.md](access.md))",
+        doc="`django_gptimage.access.resolver.Access` lists `tiers`, `models`, `qualities`, `max_n` and "
+        "`monthly_quota` (each `None` for no restriction) and may explain how to unlock more; the older "
+        "form, an iterable of tiers, still works. `None` from the function, or `None` here, means no "
+        "restriction beyond the site policy. It can only narrow the `ALLOWED_*` keys and `MAX_N`. A refused "
+        "value ends with `access_denied`. Write your own for a site with its own billing.",
+        example='"ACCESS_RESOLVER": "myproject.billing.unlocked_access"',
+    )
+    DEFAULT_PLAN = Text(
+        "free",
+        "The [access plan](access.md#access-plans) of a user with no plan of their own and none through a group.",
+        section=ACCESS,
+        doc="Anonymous users get it too. A name with no plan record falls back to the shipped definition "
+        "for `free` and `paid`; any other missing name unlocks nothing and says so.",
+        example='"DEFAULT_PLAN": "paid"  # an intranet where everyone may make 2K and 4K images',
+    )
+    SUPERUSER_PLAN = OptionalText(
+        None,
+        "A plan every superuser gets at least (the more generous of it and their own plans).",
+        section=ACCESS,
+        default_doc=" (superusers get their plan like anyone else: signed in, staff or superuser is not paid)",
+        example='"SUPERUSER_PLAN": "paid"',
+    )
+    PLAN_WITHOUT_USER = OptionalText(
+        None,
+        "The plan of requests made for no user at all.",
+        section=ACCESS,
+        default_doc=" (no plan limits)",
+        doc="That is `request_generation(user=None)` from your own code, a save hook that passes no user, "
+        "`gptimage_generate` without `--user`. Set it when such requests should be limited too. Requests "
+        "for an anonymous user get `DEFAULT_PLAN`.",
+        example='"PLAN_WITHOUT_USER": "free"',
+    )
+    UPGRADE_HINT = Text(
+        "ask a site administrator to upgrade your account",
+        "The end of the unlock rule editors read when their plan does not unlock what they asked for.",
+        section=ACCESS,
+        doc='"2K and 4K need the Paid plan; *ask a site administrator to upgrade your account* (your plan: '
+        'Free)."',
+        example='"UPGRADE_HINT": "see Settings > Billing, or write to billing@example.com"',
     )
 
     # -- Background jobs ---------------------------------------------------------------------

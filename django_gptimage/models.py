@@ -246,3 +246,6 @@ class GenerationAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number}: {self.outcome or 'running'}"
+
+
+from .access import models as access_models  # noqa: E402, F401  (plans, credits: docs/access.md)

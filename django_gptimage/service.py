@@ -23,6 +23,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from django_gptimage.access import admission
+from django_gptimage.access.resolver import Access, as_access
+from django_gptimage.access.rules import access_problems
 from django_gptimage.conf import gptimage_settings
 from django_gptimage.domain.errors import ErrorCode, RetryRule, error_info
 from django_gptimage.domain.pricing import estimate_cost
@@ -43,6 +46,7 @@ __all__ = [
     "QueueUnavailable",
     "ReapReport",
     "RunOutcome",
+    "access_for",
     "allowed_tiers_for",
     "build_request",
     "cancel_generation",
@@ -94,14 +98,19 @@ def _as_named(upload: Upload | NamedUpload, index: int, role: str) -> NamedUploa
     return NamedUpload(os.path.basename(getattr(upload, "name", "") or f"{role}-{index}"), upload)
 
 
-def allowed_tiers_for(user: Any) -> tuple[str, ...] | None:
-    """Tiers ``user`` has unlocked, from ``GPTIMAGE["ACCESS_RESOLVER"]`` (None = no limit)."""
+def access_for(user: Any) -> Access | None:
+    """What ``user`` has unlocked, from ``GPTIMAGE["ACCESS_RESOLVER"]`` (None = no limit)."""
     path = gptimage_settings.ACCESS_RESOLVER
     if not path:
         return None
     resolver = import_string(path) if isinstance(path, str) else path
-    tiers = resolver(user)
-    return None if tiers is None else tuple(tiers)
+    return as_access(resolver(user))
+
+
+def allowed_tiers_for(user: Any) -> tuple[str, ...] | None:
+    """Tiers ``user`` has unlocked (None = no limit beyond the site policy)."""
+    access = access_for(user)
+    return None if access is None else access.tiers
 
 
 def build_request(
@@ -139,14 +148,21 @@ def build_request(
 
 
 def check_request(request: GenerationRequest, *, user: Any = None) -> ValidatedRequest:
-    """Validate against the model, the site's policy and the user's access; raise if refused."""
-    policy = gptimage_settings.policy.narrowed(tiers=allowed_tiers_for(user))
-    result = validate(request, policy)
-    if not result.ok or result.validated is None:
+    """Validate against the model, the site's policy and the user's access; raise if refused.
+
+    Also refuses (before anything is recorded) what the user's plan quota, the spend caps or
+    the user's credits cannot cover; the reservation itself is made by request_generation().
+    """
+    site = gptimage_settings.policy
+    access = access_for(user)
+    result = validate(request, site if access is None else access.narrow(site))
+    problems = result.problems if access is None else access_problems(request, result.problems, access, site)
+    if problems or result.validated is None:
         code = ErrorCode.INVALID_PARAMETERS
-        if all(p.code == "access_denied" for p in result.problems):
+        if all(p.code == "access_denied" for p in problems):
             code = ErrorCode.ACCESS_DENIED
-        raise GenerationRefused(result.problems, code)
+        raise GenerationRefused(problems, code)
+    admission.check(result.validated, user=user, access=access)
     return result.validated
 
 

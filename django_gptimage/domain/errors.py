@@ -9,6 +9,16 @@ and the job runner all say and do the same thing for the same failure:
   retry only happens when the site opts in.
 - ``store_only``: the provider already returned (and was paid for) the images; a retry only
   writes the kept bytes to storage again and never calls the provider.
+
+Each code also has one refund rule, saying what happens to the credits reserved for a
+generation that ends with it (see :func:`settlement` and docs/access.md):
+
+- ``not_reserved``: refused before anything was reserved or sent; nothing to give back.
+- ``refund``: the provider did not bill it (or refused it): the whole reservation comes back.
+- ``if_configured``: the provider may have billed it without giving usable images; refunded
+  unless the site charges such failures (``CHARGE_MAYBE_BILLED``).
+- ``if_delivered``: charged (the actual cost) when paid-for images were delivered or are kept
+  for a store-only retry, which then costs nothing more; refunded otherwise.
 """
 
 from __future__ import annotations
@@ -41,12 +51,25 @@ class RetryRule(StrEnum):
     STORE_ONLY = "store_only"
 
 
+class RefundRule(StrEnum):
+    NOT_RESERVED = "not_reserved"
+    REFUND = "refund"
+    IF_CONFIGURED = "if_configured"
+    IF_DELIVERED = "if_delivered"
+
+
+class Settlement(StrEnum):
+    CAPTURE = "capture"
+    REFUND = "refund"
+
+
 @dataclass(frozen=True)
 class ErrorInfo:
     code: ErrorCode
     message: str
     retry: RetryRule
     maybe_billed: bool = False
+    refund: RefundRule = RefundRule.REFUND
 
 
 ERRORS: dict[ErrorCode, ErrorInfo] = {
@@ -56,16 +79,19 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
             ErrorCode.INVALID_PARAMETERS,
             "The request was refused because some settings do not fit together. Nothing was sent or billed.",
             RetryRule.NEVER,
+            refund=RefundRule.NOT_RESERVED,
         ),
         ErrorInfo(
             ErrorCode.ACCESS_DENIED,
-            "This resolution is not unlocked for your account. Choose 1K or ask for an upgrade.",
+            "This is not unlocked for your account's plan. Nothing was sent or billed.",
             RetryRule.NEVER,
+            refund=RefundRule.NOT_RESERVED,
         ),
         ErrorInfo(
             ErrorCode.INSUFFICIENT_CREDITS,
             "There are not enough credits left for this generation. Nothing was sent or billed.",
             RetryRule.NEVER,
+            refund=RefundRule.NOT_RESERVED,
         ),
         ErrorInfo(
             ErrorCode.AUTH_FAILED,
@@ -95,6 +121,7 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
             "The request may still have been billed.",
             RetryRule.IF_CONFIGURED,
             maybe_billed=True,
+            refund=RefundRule.IF_CONFIGURED,
         ),
         ErrorInfo(
             ErrorCode.PROVIDER_ERROR,
@@ -107,24 +134,32 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
             "or the wrong size).",
             RetryRule.NEVER,
             maybe_billed=True,
+            refund=RefundRule.IF_CONFIGURED,
         ),
         ErrorInfo(
             ErrorCode.STORAGE_ERROR,
             "The images could not be saved to (or read from) storage. Anything already generated has "
             "been kept; retrying saves it again without generating (or paying) twice.",
             RetryRule.STORE_ONLY,
+            refund=RefundRule.IF_DELIVERED,
         ),
         ErrorInfo(
             ErrorCode.CONFIGURATION_ERROR,
             "The site's image generation settings are incomplete or wrong. An administrator has to fix them.",
             RetryRule.NEVER,
         ),
-        ErrorInfo(ErrorCode.CANCELED, "The generation was canceled.", RetryRule.NEVER),
+        ErrorInfo(
+            ErrorCode.CANCELED,
+            "The generation was canceled.",
+            RetryRule.NEVER,
+            refund=RefundRule.IF_DELIVERED,
+        ),
         ErrorInfo(
             ErrorCode.ABANDONED,
             "The worker running this generation stopped before it finished (restart or crash).",
             RetryRule.IF_CONFIGURED,
             maybe_billed=True,
+            refund=RefundRule.IF_CONFIGURED,
         ),
     )
 }
@@ -132,3 +167,19 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
 
 def error_info(code: str | ErrorCode) -> ErrorInfo:
     return ERRORS[ErrorCode(code)]
+
+
+def settlement(code: str | ErrorCode | None, *, delivered: bool, charge_maybe_billed: bool) -> Settlement:
+    """What to do with a finished generation's reservation: capture its cost, or refund it.
+
+    ``code`` is None for a success; ``delivered`` says whether images were stored (or are kept
+    for a store-only retry); ``charge_maybe_billed`` is the site's ``CHARGE_MAYBE_BILLED``.
+    """
+    if code is None or code == "":
+        return Settlement.CAPTURE
+    rule = error_info(code).refund
+    if rule is RefundRule.IF_DELIVERED:
+        return Settlement.CAPTURE if delivered else Settlement.REFUND
+    if rule is RefundRule.IF_CONFIGURED:
+        return Settlement.CAPTURE if charge_maybe_billed else Settlement.REFUND
+    return Settlement.REFUND

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from django_gptimage.access.cli import find_user
 from django_gptimage.conf import gptimage_settings
 from django_gptimage.domain.capabilities import BACKGROUNDS, FORMATS, QUALITIES
 from django_gptimage.domain.sizes import RATIOS, TIERS
@@ -82,11 +83,16 @@ class Command(BaseCommand):
             "--timeout", type=float, default=3600.0, help="Seconds --wait waits (%(default)s)."
         )
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+        parser.add_argument(
+            "--user", metavar="USERNAME", help="Request as this user, with their plan and credits."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.verbosity = int(options.get("verbosity", 1))
+        user = find_user(options["user"]) if options["user"] else None
         try:
             generation = request_generation(
+                user=user,
                 prompt=options["prompt"], model=options["model"], ratio=options["ratio"], tier=options["tier"],
                 size=options["size"], quality=options["quality"], output_format=options["output_format"],
                 output_compression=options["compression"], background=options["background"], n=options["n"],
