@@ -61,6 +61,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
     messages += _check_types()
     messages += _check_provider_options()
     messages += _check_spool_dir()
+    messages += _check_rate_limits()
     if not policy_messages:
         messages += _check_pillow_formats()
         messages += _check_defaults()
@@ -453,6 +454,39 @@ def _check_provider_options() -> list[CheckMessage]:
     except ProviderOptionsError as exc:
         return error(str(exc))
     return []
+
+
+# E012, W005 -----------------------------------------------------------------------------------
+
+
+def _check_rate_limits() -> list[CheckMessage]:
+    from .jobs.ratelimit import limit_problems
+
+    hint = (
+        'Write {"gpt-image-2": {"requests_per_minute": 50, "images_per_minute": 120}}: positive whole '
+        "numbers (or None), an optional \"headroom\" from 0 to 0.5; see docs/jobs.md#one-rate-limit-for-all-workers."
+    )
+    limits = gptimage_settings.RATE_LIMITS
+    if not isinstance(limits, dict):
+        return []  # E010 reports the type
+    messages: list[CheckMessage] = [
+        Error(problem, hint=hint, id="django_gptimage.E012") for problem in limit_problems(limits)
+    ]
+    if messages:
+        return messages
+    for model in gptimage_settings.RATE_LIMITS:
+        if model != "*" and get_capabilities(model) is None:
+            close = difflib.get_close_matches(model, KNOWN_MODELS, n=1)
+            guess = f"Did you mean {close[0]!r}? " if close else ""
+            messages.append(
+                Warning(
+                    f"GPTIMAGE['RATE_LIMITS'] has limits for {model!r}, which is not a GPT image model "
+                    "django-gptimage knows: they limit nothing.",
+                    hint=f"{guess}Known models: {_known_models_text()}; \"*\" applies to every model.",
+                    id="django_gptimage.W005",
+                )
+            )
+    return messages
 
 
 # W002 -----------------------------------------------------------------------------------------

@@ -627,6 +627,31 @@ class Settings:
         "discard them (`False`).",
         example='"KEEP_RESULT_AFTER_CANCEL": False',
     )
+    RATE_LIMITS = Mapping(
+        {},
+        "Requests and images per minute per model, one limit shared by every worker process and thread.",
+        section=JOBS,
+        default_doc=" (no pacing: OpenAI's limits depend on the account's tier, from a few images a minute "
+        "to hundreds, so no figure would fit every site)",
+        doc="Keys are model ids, or `\"*\"` for every model not listed; values have `requests_per_minute` "
+        "and/or `images_per_minute` (positive integers or `None`) and optionally `headroom` (default `0.03`: "
+        "the limiter paces at 97% of the figure, so network jitter does not cross it). Set your account's "
+        "limits (OpenAI's dashboard, *Limits*). Turns are taken in Redis (the queue's), first come first "
+        "served; a wait up to 10 s is slept, a longer one puts the generation back in the queue for its "
+        "turn (phase `throttled`, not an attempt, nothing sent or billed). A lower `x-ratelimit-limit-*` "
+        "announced by the API wins. Checks `E012` and `W005`. See "
+        "[jobs.md](jobs.md#one-rate-limit-for-all-workers).",
+        example='"RATE_LIMITS": {"gpt-image-2": {"requests_per_minute": 50, "images_per_minute": 120}}',
+    )
+    RATE_LIMIT_BACKOFF = Flag(
+        True,
+        "Whether every worker pauses when the API answers 429 or says a rate limit is used up.",
+        section=JOBS,
+        doc="On a `rate_limited` 429 every worker waits the `Retry-After` (at most `RETRY_AFTER_MAX`); on "
+        "an answer with `x-ratelimit-remaining-*` at 0, until its `x-ratelimit-reset-*`. Works with or "
+        "without `RATE_LIMITS`. `False` leaves each generation to its own retries.",
+        example='"RATE_LIMIT_BACKOFF": False',
+    )
 
     # -- Access to the raw dict and derived values -------------------------------------------
 

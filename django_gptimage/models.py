@@ -94,6 +94,7 @@ class Status(models.TextChoices):
 
 class Phase(models.TextChoices):
     QUEUED = "queued", _("Waiting for a worker")
+    THROTTLED = "throttled", _("Waiting for the rate limit")
     SENDING = "sending", _("Sending the request")
     WAITING = "waiting", _("Waiting for the image service")
     RECEIVING = "receiving", _("Receiving the images")

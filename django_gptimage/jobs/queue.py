@@ -36,7 +36,7 @@ class QueueUnavailable(Exception):
         super().__init__(self.message)
 
 
-def job_id(generation_id: Any, attempt: int | None = None) -> str:
+def job_id(generation_id: Any, attempt: int | str | None = None) -> str:
     # RQ accepts only letters, digits, "_" and "-" in job ids.
     return f"{JOB_PREFIX}{generation_id}" + (f"-{attempt}" if attempt else "")
 
@@ -61,7 +61,7 @@ def get_queue() -> Any:
     )
 
 
-def enqueue(generation_id: Any, *, delay: float | None = None, attempt: int | None = None) -> None:
+def enqueue(generation_id: Any, *, delay: float | None = None, attempt: int | str | None = None) -> None:
     """Put the job on the queue now (or in ``delay`` seconds). Raises QueueUnavailable."""
     from redis.exceptions import RedisError
 
@@ -129,6 +129,7 @@ def remove_queued(generation_id: Any) -> None:
     queue = get_queue()
     keys = [job_id(generation_id)]
     keys += [job_id(generation_id, n) for n in range(2, gptimage_settings.MAX_ATTEMPTS + 2)]
+    keys += [job_id(generation_id, suffix) for suffix in ("w0", "w1")]  # waits for the rate limit
     try:
         for key in keys:
             try:
@@ -150,5 +151,6 @@ def run_job(generation_id: str) -> str:
     if outcome.retry_in is not None:
         # If Redis is gone the record stays queued with next_attempt_at; the reaper re-enqueues it.
         with contextlib.suppress(QueueUnavailable):
-            enqueue(generation_id, delay=outcome.retry_in, attempt=outcome.generation.attempts + 1)
+            attempt = outcome.job_suffix or outcome.generation.attempts + 1
+            enqueue(generation_id, delay=outcome.retry_in, attempt=attempt)
     return outcome.generation.status

@@ -27,6 +27,7 @@ from django_gptimage.conf import gptimage_settings
 from django_gptimage.domain.errors import ErrorCode, RetryRule, error_info
 from django_gptimage.domain.pricing import actual_cost
 from django_gptimage.domain.retry import RetryOptions, retry_delay
+from django_gptimage.jobs import ratelimit
 from django_gptimage.models import GeneratedImage, GenerationAttempt, ImageGeneration, Phase, Status
 from django_gptimage.providers import InputFile, ProviderError, ProviderRequest, ProviderResult, get_provider
 from django_gptimage.storage import ImageCheckError, check_image, result_name, save_file
@@ -42,6 +43,7 @@ PROGRESS_PHASES = {"sending": Phase.SENDING, "waiting": Phase.WAITING, "receivin
 class RunOutcome:
     generation: ImageGeneration
     retry_in: float | None = None  # seconds until the next attempt; None when nothing is left to do
+    job_suffix: str | None = None  # id suffix of the next job, when not the attempt number
 
 
 def worker_name() -> str:
@@ -242,8 +244,10 @@ def _call_provider(generation: ImageGeneration, attempt: GenerationAttempt) -> R
     except OSError as exc:  # an input image could not be read back from storage
         detail = f"reading the input images: {_storage_detail(exc)}"
         return _failed(generation, attempt, ProviderError(ErrorCode.STORAGE_ERROR, detail))
+    if (waiting := ratelimit.wait_turn(generation, attempt, provider)) is not None:
+        return waiting  # a long wait for the shared rate limit: queued again, not an attempt
     try:
-        result = provider.generate(request, spool_dir=spool_dir, progress=progress)
+        result = ratelimit.call(generation, provider, request, spool_dir=spool_dir, progress=progress)
     except ProviderError as error:
         shutil.rmtree(spool_dir, ignore_errors=True)
         return _failed(generation, attempt, error)

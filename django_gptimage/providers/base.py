@@ -69,6 +69,7 @@ class ProviderResult:
     output_format: str | None = None
     created: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    rate_limit: dict[str, str] = field(default_factory=dict)  # the answer's x-ratelimit-* headers
 
 
 class ProviderError(Exception):
@@ -83,6 +84,7 @@ class ProviderError(Exception):
         status: int | None = None,
         retry_after: float | None = None,
         provider_code: str | None = None,
+        rate_limit: dict[str, str] | None = None,
     ) -> None:
         self.code = ErrorCode(code)
         self.detail = detail
@@ -90,6 +92,7 @@ class ProviderError(Exception):
         self.status = status
         self.retry_after = retry_after
         self.provider_code = provider_code
+        self.rate_limit = rate_limit or {}  # the answer's x-ratelimit-* headers (for the shared limiter)
         super().__init__(self.message)
 
     @property

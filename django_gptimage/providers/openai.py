@@ -204,7 +204,7 @@ class OpenAIProvider(Provider):
             else:
                 result = self._read_json(response, spool_dir, request_id)
             result.request_id = request_id
-            result.extra["rate_limit"] = _rate_limit_headers(response)
+            result.rate_limit = result.extra["rate_limit"] = _rate_limit_headers(response)
             if len(result.files) != request.n:
                 raise ProviderError(
                     ErrorCode.BAD_RESPONSE,
@@ -309,7 +309,8 @@ def _timeout_detail(exc: httpx.TimeoutException) -> str:
 
 
 def _rate_limit_headers(response: httpx.Response) -> dict[str, str]:
-    return {h: response.headers[h] for h in RATE_LIMIT_HEADERS if h in response.headers}
+    """Every ``x-ratelimit-*`` header (requests, tokens, and images where the API sends them)."""
+    return {k.lower(): v for k, v in response.headers.items() if k.lower().startswith("x-ratelimit-")}
 
 
 _DURATION = re.compile(
@@ -393,4 +394,5 @@ def _error_from_envelope(
         status=status,
         retry_after=wait,
         provider_code=code or kind or None,
+        rate_limit=_rate_limit_headers(response) if response is not None else None,
     )

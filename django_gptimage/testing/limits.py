@@ -1,6 +1,7 @@
 """The loopback server's rate limits: units (requests, images, tokens) used over a sliding minute.
 
-Every dimension keeps the accepted units of the last ``WINDOW`` seconds. An enforced
+Every dimension keeps the accepted units of the last ``WINDOW`` seconds (a minute; shorter for
+fast tests). An enforced
 dimension refuses a request whose units would take the window past its limit, and says how
 long until enough of them have left it. Refused requests use up nothing, as on OpenAI.
 """
@@ -35,17 +36,20 @@ class Refusal:
 
 
 class SlidingWindow:
-    """Units accepted in the last ``WINDOW`` seconds (thread-safe)."""
+    """Units accepted in the last ``window`` seconds (thread-safe)."""
 
-    def __init__(self, limit: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, limit: int, *, window: float = WINDOW, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.limit = limit
+        self.window = window
         self._clock = clock
         self._events: deque[tuple[float, int]] = deque()
         self._used = 0
         self._lock = threading.Lock()
 
     def _expire(self, now: float) -> None:
-        while self._events and self._events[0][0] <= now - WINDOW:
+        while self._events and self._events[0][0] <= now - self.window:
             self._used -= self._events.popleft()[1]
 
     def used(self) -> int:
@@ -68,8 +72,8 @@ class SlidingWindow:
         for at, count in self._events:
             freed += count
             if freed >= excess:
-                return max(0.0, at + WINDOW - now)
-        return WINDOW  # more than the whole limit at once: never fits; say a minute
+                return max(0.0, at + self.window - now)
+        return self.window  # more than the whole limit at once: never fits; say a window
 
     def take(self, units: int) -> float:
         """Accept ``units`` now and return 0, or refuse and return the seconds to wait."""
@@ -96,7 +100,7 @@ class SlidingWindow:
             now = self._clock()
             self._expire(now)
             remaining = max(0, self.limit - self._used)
-            reset = self._events[0][0] + WINDOW - now if self._events else 0.0
+            reset = self._events[0][0] + self.window - now if self._events else 0.0
             return {
                 f"x-ratelimit-limit-{name}": str(self.limit),
                 f"x-ratelimit-remaining-{name}": str(remaining),
@@ -114,7 +118,10 @@ class Limits:
         tokens: int,
         requests_per_minute: int | None = None,
         images_per_minute: int | None = None,
+        window: float = WINDOW,
     ) -> None:
+        if not window > 0:
+            raise ValueError(f"window must be a positive number of seconds, not {window!r}.")
         for name, value in (
             ("requests_per_minute", requests_per_minute),
             ("images_per_minute", images_per_minute),
@@ -122,9 +129,9 @@ class Limits:
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer or None, not {value!r}.")
         self.enforce_requests = requests_per_minute is not None
-        self.requests = SlidingWindow(requests_per_minute or requests)
-        self.tokens = SlidingWindow(tokens)
-        self.images = SlidingWindow(images_per_minute) if images_per_minute else None
+        self.requests = SlidingWindow(requests_per_minute or requests, window=window)
+        self.tokens = SlidingWindow(tokens, window=window)
+        self.images = SlidingWindow(images_per_minute, window=window) if images_per_minute else None
         self.accepted_images = 0
         self.refused = 0
         self._lock = threading.Lock()

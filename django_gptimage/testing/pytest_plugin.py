@@ -55,5 +55,17 @@ def gptimage_openai(
         "BASE_URL": fake_openai.base_url,
     }
     reset_providers()
+    _forget_rate_limits()
     yield fake_openai
     reset_providers()
+    _forget_rate_limits()
+
+
+def _forget_rate_limits() -> None:
+    """The session's server is shared: a pause one test's 429 left in Redis must not slow the next."""
+    try:
+        from django_gptimage.jobs import ratelimit
+
+        ratelimit.reset()
+    except Exception:  # noqa: BLE001 - no Redis configured or reachable: nothing was shared either
+        pass

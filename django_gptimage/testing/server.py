@@ -78,7 +78,8 @@ class FakeOpenAIServer:
     ``delay``: seconds to wait before answering every request.
     ``requests_per_minute`` / ``images_per_minute``: when set, enforced over a sliding minute
     (429 ``rate_limit_exceeded`` with ``Retry-After`` beyond it); ``rate_limit_requests`` and
-    ``rate_limit_tokens`` are only reported in the ``x-ratelimit-*`` headers.
+    ``rate_limit_tokens`` are only reported in the ``x-ratelimit-*`` headers. ``rate_limit_window``
+    shortens the minute (seconds) for fast tests: the limits then apply per window.
     """
 
     def __init__(
@@ -93,6 +94,7 @@ class FakeOpenAIServer:
         rate_limit_tokens: int = 4_000_000,
         requests_per_minute: int | None = None,
         images_per_minute: int | None = None,
+        rate_limit_window: float = 60.0,
     ) -> None:
         if image_mode not in IMAGE_MODES:
             raise ValueError(f"image_mode must be one of {IMAGE_MODES}, not {image_mode!r}.")
@@ -104,6 +106,7 @@ class FakeOpenAIServer:
         self.rate_limit_tokens = rate_limit_tokens
         self.requests_per_minute = requests_per_minute
         self.images_per_minute = images_per_minute
+        self.rate_limit_window = rate_limit_window
         self.limits = self._new_limits()
         self._defaults = (api_key, image_mode, delay)
         self._lock = threading.Lock()
@@ -222,6 +225,7 @@ class FakeOpenAIServer:
             tokens=self.rate_limit_tokens,
             requests_per_minute=self.requests_per_minute,
             images_per_minute=self.images_per_minute,
+            window=self.rate_limit_window,
         )
 
     # -- internals --------------------------------------------------------------------------------
