@@ -464,7 +464,7 @@ def _check_rate_limits() -> list[CheckMessage]:
 
     hint = (
         'Write {"gpt-image-2": {"requests_per_minute": 50, "images_per_minute": 120}}: positive whole '
-        "numbers (or None), an optional \"headroom\" from 0 to 0.5; see docs/jobs.md#one-rate-limit-for-all-workers."
+        'numbers (or None), an optional "headroom" from 0 to 0.5; see docs/jobs.md#one-rate-limit-for-all-workers.'
     )
     limits = gptimage_settings.RATE_LIMITS
     if not isinstance(limits, dict):
@@ -482,7 +482,7 @@ def _check_rate_limits() -> list[CheckMessage]:
                 Warning(
                     f"GPTIMAGE['RATE_LIMITS'] has limits for {model!r}, which is not a GPT image model "
                     "django-gptimage knows: they limit nothing.",
-                    hint=f"{guess}Known models: {_known_models_text()}; \"*\" applies to every model.",
+                    hint=f'{guess}Known models: {_known_models_text()}; "*" applies to every model.',
                     id="django_gptimage.W005",
                 )
             )

@@ -633,7 +633,7 @@ class Settings:
         section=JOBS,
         default_doc=" (no pacing: OpenAI's limits depend on the account's tier, from a few images a minute "
         "to hundreds, so no figure would fit every site)",
-        doc="Keys are model ids, or `\"*\"` for every model not listed; values have `requests_per_minute` "
+        doc='Keys are model ids, or `"*"` for every model not listed; values have `requests_per_minute` '
         "and/or `images_per_minute` (positive integers or `None`) and optionally `headroom` (default `0.03`: "
         "the limiter paces at 97% of the figure, so network jitter does not cross it). Set your account's "
         "limits (OpenAI's dashboard, *Limits*). Turns are taken in Redis (the queue's), first come first "

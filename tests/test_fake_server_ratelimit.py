@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from typing import Any
 
 import httpx
@@ -150,3 +151,18 @@ def test_command_line_and_subprocess_serve_the_limit() -> None:
     ).stdout
     assert "--images-per-minute" in out and "--requests-per-minute" in out
     assert json.dumps(stats)  # plain JSON
+
+
+def test_a_shortened_window_admits_again_once_it_has_passed() -> None:
+    with (
+        FakeOpenAIServer(images_per_minute=2, rate_limit_window=0.5) as server,
+        httpx.Client(base_url=server.base_url) as client,
+    ):
+        first = gen(client, n=2)
+        assert first.headers["x-ratelimit-limit-images"] == "240"  # announced per minute
+        refused = gen(client)
+        assert refused.status_code == 429 and int(refused.headers["retry-after-ms"]) <= 500
+        time.sleep(0.6)
+        assert gen(client).status_code == 200
+    with pytest.raises(ValueError, match="window must be a positive number"):
+        Limits(requests=1, tokens=1, window=0)

@@ -293,7 +293,11 @@ def test_a_long_wait_is_queued_again_not_slept_and_not_billed(
     first.refresh_from_db()
     second.refresh_from_db()
     assert first.status == Status.SUCCEEDED
-    assert (second.status, second.phase, second.error_code) == (Status.QUEUED, Phase.THROTTLED, "rate_limited")
+    assert (second.status, second.phase, second.error_code) == (
+        Status.QUEUED,
+        Phase.THROTTLED,
+        "rate_limited",
+    )
     assert "Waiting for its turn (the site's rate limit)" in second.error_message
     assert "Nothing has been sent or billed" in second.error_message
     assert second.editor_message == second.error_message
@@ -391,7 +395,9 @@ def test_a_429_makes_the_other_generations_wait_without_sending(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_unreachable_limiter_lets_requests_through(limited_server: Any, settings: Any, caplog: Any) -> None:
+def test_an_unreachable_limiter_lets_requests_through(
+    limited_server: Any, settings: Any, caplog: Any
+) -> None:
     server = limited_server(limits={"images_per_minute": 1})
     settings.RQ_QUEUES = {**settings.RQ_QUEUES, "gptimage": {"URL": "redis://127.0.0.1:1/0"}}
     generation = request_generation(prompt="A poster")
@@ -402,7 +408,11 @@ def test_an_unreachable_limiter_lets_requests_through(limited_server: Any, setti
 
 @pytest.mark.django_db(transaction=True)
 def test_the_offline_provider_is_never_limited(settings: Any) -> None:
-    settings.GPTIMAGE = {**settings.GPTIMAGE, "PROVIDER": "offline", "RATE_LIMITS": {"*": {"images_per_minute": 1}}}
+    settings.GPTIMAGE = {
+        **settings.GPTIMAGE,
+        "PROVIDER": "offline",
+        "RATE_LIMITS": {"*": {"images_per_minute": 1}},
+    }
     started = time.monotonic()
     generations = [request_generation(prompt=f"Poster {i}") for i in range(3)]
     assert all(g.status == Status.SUCCEEDED for g in generations)
@@ -410,7 +420,9 @@ def test_the_offline_provider_is_never_limited(settings: Any) -> None:
 
 
 @pytest.mark.slow
-def test_two_worker_processes_share_one_limit(limited_server: Any, worker_process: Any, queue_mode: Any) -> None:
+def test_two_worker_processes_share_one_limit(
+    limited_server: Any, worker_process: Any, queue_mode: Any
+) -> None:
     """Two gptimage_worker processes, four threads each, against 6 images per 3-second window."""
     server = limited_server(images_per_minute=6, rate_limit_window=3, limits={"images_per_minute": 120,
                                                                              "headroom": 0.25})  # fmt: skip

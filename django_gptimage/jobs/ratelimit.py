@@ -129,10 +129,14 @@ def limit_problems(value: Any) -> list[str]:
         for key in ("requests_per_minute", "images_per_minute"):
             rate = entry.get(key)
             if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or rate < 1):
-                problems.append(f"RATE_LIMITS[{model!r}][{key!r}] must be a positive integer or None, not {rate!r}.")
+                problems.append(
+                    f"RATE_LIMITS[{model!r}][{key!r}] must be a positive integer or None, not {rate!r}."
+                )
         headroom = entry.get("headroom", DEFAULT_HEADROOM)
         if isinstance(headroom, bool) or not isinstance(headroom, int | float) or not 0 <= headroom <= 0.5:
-            problems.append(f"RATE_LIMITS[{model!r}]['headroom'] must be a number from 0 to 0.5, not {headroom!r}.")
+            problems.append(
+                f"RATE_LIMITS[{model!r}]['headroom'] must be a number from 0 to 0.5, not {headroom!r}."
+            )
     return problems
 
 
@@ -314,7 +318,9 @@ def reset(model: str | None = None) -> int:
 # -- the runner's two calls ------------------------------------------------------------------------
 
 
-def wait_turn(generation: ImageGeneration, attempt: GenerationAttempt, provider: Provider) -> RunOutcome | None:
+def wait_turn(
+    generation: ImageGeneration, attempt: GenerationAttempt, provider: Provider
+) -> RunOutcome | None:
     """Wait for this generation's turn: None when it may send now, or the outcome to return.
 
     A wait up to ``SLEEP_MAX`` is slept (the heartbeat goes on, a cancel is noticed within a
@@ -362,7 +368,9 @@ def call(
     try:
         result = provider.generate(request, **kwargs)
     except ProviderError as error:
-        _observe(generation, provider, error.rate_limit, error.code is ErrorCode.RATE_LIMITED, error.retry_after)
+        _observe(
+            generation, provider, error.rate_limit, error.code is ErrorCode.RATE_LIMITED, error.retry_after
+        )
         raise
     _observe(generation, provider, result.rate_limit, False, None)
     return result

@@ -101,8 +101,10 @@ class SlidingWindow:
             self._expire(now)
             remaining = max(0, self.limit - self._used)
             reset = self._events[0][0] + self.window - now if self._events else 0.0
+            # The limit as OpenAI announces it, per minute (a shortened window is a time-lapse minute).
+            per_minute = round(self.limit * WINDOW / self.window)
             return {
-                f"x-ratelimit-limit-{name}": str(self.limit),
+                f"x-ratelimit-limit-{name}": str(per_minute),
                 f"x-ratelimit-remaining-{name}": str(remaining),
                 f"x-ratelimit-reset-{name}": duration(max(0.0, reset)),
             }
