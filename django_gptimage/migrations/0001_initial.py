@@ -8,7 +8,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -17,124 +16,257 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='ImageGeneration',
+            name="ImageGeneration",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('source', models.CharField(blank=True, help_text='admin, widget, hook, cli, api…', max_length=32)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('provider', models.CharField(max_length=100)),
-                ('model', models.CharField(max_length=100)),
-                ('mode', models.CharField(choices=[('text-to-image', 'Text To Image'), ('image-to-image', 'Image To Image')], default='text-to-image', max_length=20)),
-                ('ratio', models.CharField(max_length=10)),
-                ('tier', models.CharField(max_length=4)),
-                ('size', models.CharField(help_text='The size sent: WxH or auto.', max_length=20)),
-                ('width', models.PositiveIntegerField(blank=True, null=True)),
-                ('height', models.PositiveIntegerField(blank=True, null=True)),
-                ('quality', models.CharField(max_length=10)),
-                ('output_format', models.CharField(max_length=10)),
-                ('output_compression', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('background', models.CharField(max_length=12)),
-                ('n', models.PositiveSmallIntegerField(default=1)),
-                ('prompt', models.TextField()),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('canceled', 'Canceled')], db_index=True, default='queued', max_length=12)),
-                ('phase', models.CharField(choices=[('queued', 'Waiting for a worker'), ('sending', 'Sending the request'), ('waiting', 'Waiting for the image service'), ('receiving', 'Receiving the images'), ('storing', 'Saving the images'), ('done', 'Done')], default='queued', max_length=12)),
-                ('error_code', models.CharField(blank=True, choices=[('invalid_parameters', 'Invalid Parameters'), ('access_denied', 'Access Denied'), ('insufficient_credits', 'Insufficient Credits'), ('auth_failed', 'Auth Failed'), ('moderation_blocked', 'Moderation Blocked'), ('rate_limited', 'Rate Limited'), ('quota_exceeded', 'Quota Exceeded'), ('timeout', 'Timeout'), ('provider_error', 'Provider Error'), ('bad_response', 'Bad Response'), ('storage_error', 'Storage Error'), ('configuration_error', 'Configuration Error'), ('canceled', 'Canceled'), ('abandoned', 'Abandoned')], max_length=32)),
-                ('error_message', models.TextField(blank=True)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('cancel_requested', models.BooleanField(default=False)),
-                ('provider_request_id', models.CharField(blank=True, max_length=200)),
-                ('estimated_cost', models.DecimalField(blank=True, decimal_places=6, max_digits=12, null=True)),
-                ('actual_cost', models.DecimalField(blank=True, decimal_places=6, max_digits=12, null=True)),
-                ('usage', models.JSONField(blank=True, null=True)),
-                ('spool_dir', models.CharField(blank=True, max_length=500)),
-                ('preview', models.CharField(blank=True, help_text='Storage name of the latest partial image.', max_length=500)),
-                ('worker', models.CharField(blank=True, max_length=200)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='gptimage_generations', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                (
+                    "source",
+                    models.CharField(blank=True, help_text="admin, widget, hook, cli, api…", max_length=32),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("provider", models.CharField(max_length=100)),
+                ("model", models.CharField(max_length=100)),
+                (
+                    "mode",
+                    models.CharField(
+                        choices=[("text-to-image", "Text To Image"), ("image-to-image", "Image To Image")],
+                        default="text-to-image",
+                        max_length=20,
+                    ),
+                ),
+                ("ratio", models.CharField(max_length=10)),
+                ("tier", models.CharField(max_length=4)),
+                ("size", models.CharField(help_text="The size sent: WxH or auto.", max_length=20)),
+                ("width", models.PositiveIntegerField(blank=True, null=True)),
+                ("height", models.PositiveIntegerField(blank=True, null=True)),
+                ("quality", models.CharField(max_length=10)),
+                ("output_format", models.CharField(max_length=10)),
+                ("output_compression", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("background", models.CharField(max_length=12)),
+                ("n", models.PositiveSmallIntegerField(default=1)),
+                ("prompt", models.TextField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("canceled", "Canceled"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=12,
+                    ),
+                ),
+                (
+                    "phase",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Waiting for a worker"),
+                            ("sending", "Sending the request"),
+                            ("waiting", "Waiting for the image service"),
+                            ("receiving", "Receiving the images"),
+                            ("storing", "Saving the images"),
+                            ("done", "Done"),
+                        ],
+                        default="queued",
+                        max_length=12,
+                    ),
+                ),
+                (
+                    "error_code",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("invalid_parameters", "Invalid Parameters"),
+                            ("access_denied", "Access Denied"),
+                            ("insufficient_credits", "Insufficient Credits"),
+                            ("auth_failed", "Auth Failed"),
+                            ("moderation_blocked", "Moderation Blocked"),
+                            ("rate_limited", "Rate Limited"),
+                            ("quota_exceeded", "Quota Exceeded"),
+                            ("timeout", "Timeout"),
+                            ("provider_error", "Provider Error"),
+                            ("bad_response", "Bad Response"),
+                            ("storage_error", "Storage Error"),
+                            ("configuration_error", "Configuration Error"),
+                            ("canceled", "Canceled"),
+                            ("abandoned", "Abandoned"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("error_message", models.TextField(blank=True)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("cancel_requested", models.BooleanField(default=False)),
+                ("provider_request_id", models.CharField(blank=True, max_length=200)),
+                (
+                    "estimated_cost",
+                    models.DecimalField(blank=True, decimal_places=6, max_digits=12, null=True),
+                ),
+                ("actual_cost", models.DecimalField(blank=True, decimal_places=6, max_digits=12, null=True)),
+                ("usage", models.JSONField(blank=True, null=True)),
+                ("spool_dir", models.CharField(blank=True, max_length=500)),
+                (
+                    "preview",
+                    models.CharField(
+                        blank=True, help_text="Storage name of the latest partial image.", max_length=500
+                    ),
+                ),
+                ("worker", models.CharField(blank=True, max_length=200)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="gptimage_generations",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'image generation',
-                'verbose_name_plural': 'image generations',
-                'ordering': ('-created_at',),
+                "verbose_name": "image generation",
+                "verbose_name_plural": "image generations",
+                "ordering": ("-created_at",),
             },
         ),
         migrations.CreateModel(
-            name='GenerationInput',
+            name="GenerationInput",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('image', 'image'), ('mask', 'mask')], max_length=8)),
-                ('index', models.PositiveSmallIntegerField(default=0)),
-                ('file', models.FileField(max_length=500, storage=django_gptimage.models.get_storage, upload_to='')),
-                ('original_name', models.CharField(blank=True, max_length=255)),
-                ('format', models.CharField(max_length=10)),
-                ('width', models.PositiveIntegerField()),
-                ('height', models.PositiveIntegerField()),
-                ('size_bytes', models.PositiveBigIntegerField()),
-                ('sha256', models.CharField(max_length=64)),
-                ('generation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='inputs', to='django_gptimage.imagegeneration')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("role", models.CharField(choices=[("image", "image"), ("mask", "mask")], max_length=8)),
+                ("index", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "file",
+                    models.FileField(
+                        max_length=500, storage=django_gptimage.models.get_storage, upload_to=""
+                    ),
+                ),
+                ("original_name", models.CharField(blank=True, max_length=255)),
+                ("format", models.CharField(max_length=10)),
+                ("width", models.PositiveIntegerField()),
+                ("height", models.PositiveIntegerField()),
+                ("size_bytes", models.PositiveBigIntegerField()),
+                ("sha256", models.CharField(max_length=64)),
+                (
+                    "generation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="inputs",
+                        to="django_gptimage.imagegeneration",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('generation', 'role', 'index'),
+                "ordering": ("generation", "role", "index"),
             },
         ),
         migrations.CreateModel(
-            name='GenerationAttempt',
+            name="GenerationAttempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveSmallIntegerField()),
-                ('started_at', models.DateTimeField()),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('outcome', models.CharField(blank=True, help_text='succeeded, or an error code.', max_length=32)),
-                ('error_message', models.TextField(blank=True)),
-                ('provider_request_id', models.CharField(blank=True, max_length=200)),
-                ('http_status', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('retry_after', models.FloatField(blank=True, null=True)),
-                ('will_retry', models.BooleanField(default=False)),
-                ('maybe_billed', models.BooleanField(default=False)),
-                ('worker', models.CharField(blank=True, max_length=200)),
-                ('generation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempt_log', to='django_gptimage.imagegeneration')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveSmallIntegerField()),
+                ("started_at", models.DateTimeField()),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "outcome",
+                    models.CharField(blank=True, help_text="succeeded, or an error code.", max_length=32),
+                ),
+                ("error_message", models.TextField(blank=True)),
+                ("provider_request_id", models.CharField(blank=True, max_length=200)),
+                ("http_status", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("retry_after", models.FloatField(blank=True, null=True)),
+                ("will_retry", models.BooleanField(default=False)),
+                ("maybe_billed", models.BooleanField(default=False)),
+                ("worker", models.CharField(blank=True, max_length=200)),
+                (
+                    "generation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="attempt_log",
+                        to="django_gptimage.imagegeneration",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('generation', 'number'),
+                "ordering": ("generation", "number"),
             },
         ),
         migrations.CreateModel(
-            name='GeneratedImage',
+            name="GeneratedImage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('index', models.PositiveSmallIntegerField(default=0)),
-                ('file', models.FileField(max_length=500, storage=django_gptimage.models.get_storage, upload_to='')),
-                ('width', models.PositiveIntegerField()),
-                ('height', models.PositiveIntegerField()),
-                ('size_bytes', models.PositiveBigIntegerField()),
-                ('sha256', models.CharField(max_length=64)),
-                ('format', models.CharField(max_length=10)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('generation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='images', to='django_gptimage.imagegeneration')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("index", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "file",
+                    models.FileField(
+                        max_length=500, storage=django_gptimage.models.get_storage, upload_to=""
+                    ),
+                ),
+                ("width", models.PositiveIntegerField()),
+                ("height", models.PositiveIntegerField()),
+                ("size_bytes", models.PositiveBigIntegerField()),
+                ("sha256", models.CharField(max_length=64)),
+                ("format", models.CharField(max_length=10)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "generation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="images",
+                        to="django_gptimage.imagegeneration",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('generation', 'index'),
+                "ordering": ("generation", "index"),
             },
         ),
         migrations.AddIndex(
-            model_name='imagegeneration',
-            index=models.Index(fields=['status', 'heartbeat_at'], name='gptimage_status_heartbeat'),
+            model_name="imagegeneration",
+            index=models.Index(fields=["status", "heartbeat_at"], name="gptimage_status_heartbeat"),
         ),
         migrations.AddConstraint(
-            model_name='generationinput',
-            constraint=models.UniqueConstraint(fields=('generation', 'role', 'index'), name='gptimage_unique_input'),
+            model_name="generationinput",
+            constraint=models.UniqueConstraint(
+                fields=("generation", "role", "index"), name="gptimage_unique_input"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='generationattempt',
-            constraint=models.UniqueConstraint(fields=('generation', 'number'), name='gptimage_unique_attempt'),
+            model_name="generationattempt",
+            constraint=models.UniqueConstraint(
+                fields=("generation", "number"), name="gptimage_unique_attempt"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='generatedimage',
-            constraint=models.UniqueConstraint(fields=('generation', 'index'), name='gptimage_unique_output'),
+            model_name="generatedimage",
+            constraint=models.UniqueConstraint(fields=("generation", "index"), name="gptimage_unique_output"),
         ),
     ]

@@ -6,62 +6,137 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
-        ('django_gptimage', '0001_initial'),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("django_gptimage", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AccessPlan',
+            name="AccessPlan",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(help_text='Used in settings and commands.', unique=True)),
-                ('label', models.CharField(help_text='Shown to editors.', max_length=100)),
-                ('rank', models.IntegerField(default=0, help_text='Higher is more generous: a user with several plans (own, groups) gets the highest.')),
-                ('tiers', models.JSONField(blank=True, default=list, help_text='Resolution tiers, e.g. ["1K", "2K"].')),
-                ('model_names', models.JSONField(blank=True, help_text='Models; empty for every model the site allows.', null=True)),
-                ('qualities', models.JSONField(blank=True, help_text='Qualities; empty for every quality the site allows.', null=True)),
-                ('max_n', models.PositiveSmallIntegerField(blank=True, help_text="Most images per request; empty for the site's limit.", null=True)),
-                ('monthly_quota', models.PositiveIntegerField(blank=True, help_text='Images per calendar month; empty for no quota.', null=True)),
-                ('description', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.SlugField(help_text="Used in settings and commands.", unique=True)),
+                ("label", models.CharField(help_text="Shown to editors.", max_length=100)),
+                (
+                    "rank",
+                    models.IntegerField(
+                        default=0,
+                        help_text="Higher is more generous: a user with several plans (own, groups) gets the highest.",
+                    ),
+                ),
+                (
+                    "tiers",
+                    models.JSONField(
+                        blank=True, default=list, help_text='Resolution tiers, e.g. ["1K", "2K"].'
+                    ),
+                ),
+                (
+                    "model_names",
+                    models.JSONField(
+                        blank=True, help_text="Models; empty for every model the site allows.", null=True
+                    ),
+                ),
+                (
+                    "qualities",
+                    models.JSONField(
+                        blank=True, help_text="Qualities; empty for every quality the site allows.", null=True
+                    ),
+                ),
+                (
+                    "max_n",
+                    models.PositiveSmallIntegerField(
+                        blank=True,
+                        help_text="Most images per request; empty for the site's limit.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "monthly_quota",
+                    models.PositiveIntegerField(
+                        blank=True, help_text="Images per calendar month; empty for no quota.", null=True
+                    ),
+                ),
+                ("description", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name': 'access plan',
-                'verbose_name_plural': 'access plans',
-                'ordering': ('rank', 'name'),
+                "verbose_name": "access plan",
+                "verbose_name_plural": "access plans",
+                "ordering": ("rank", "name"),
             },
         ),
         migrations.CreateModel(
-            name='GroupPlan',
+            name="GroupPlan",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('note', models.CharField(blank=True, max_length=255)),
-                ('assigned_at', models.DateTimeField(auto_now=True)),
-                ('group', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='gptimage_plan', to='auth.group')),
-                ('plan', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='group_plans', to='django_gptimage.accessplan')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("note", models.CharField(blank=True, max_length=255)),
+                ("assigned_at", models.DateTimeField(auto_now=True)),
+                (
+                    "group",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="gptimage_plan",
+                        to="auth.group",
+                    ),
+                ),
+                (
+                    "plan",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="group_plans",
+                        to="django_gptimage.accessplan",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'group plan',
-                'verbose_name_plural': 'group plans',
+                "verbose_name": "group plan",
+                "verbose_name_plural": "group plans",
             },
         ),
         migrations.CreateModel(
-            name='UserPlan',
+            name="UserPlan",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('note', models.CharField(blank=True, max_length=255)),
-                ('assigned_at', models.DateTimeField(auto_now=True)),
-                ('plan', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='user_plans', to='django_gptimage.accessplan')),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='gptimage_plan', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("note", models.CharField(blank=True, max_length=255)),
+                ("assigned_at", models.DateTimeField(auto_now=True)),
+                (
+                    "plan",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="user_plans",
+                        to="django_gptimage.accessplan",
+                    ),
+                ),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="gptimage_plan",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'user plan',
-                'verbose_name_plural': 'user plans',
+                "verbose_name": "user plan",
+                "verbose_name_plural": "user plans",
             },
         ),
     ]

@@ -3,10 +3,20 @@
 from django.db import migrations
 
 PLANS = [
-    {"name": "free", "label": "Free", "rank": 0, "tiers": ["1K"],
-     "description": "1K images. The default plan of every user (DEFAULT_PLAN)."},
-    {"name": "paid", "label": "Paid", "rank": 10, "tiers": ["1K", "2K", "4K"],
-     "description": "1K, 2K and 4K images."},
+    {
+        "name": "free",
+        "label": "Free",
+        "rank": 0,
+        "tiers": ["1K"],
+        "description": "1K images. The default plan of every user (DEFAULT_PLAN).",
+    },
+    {
+        "name": "paid",
+        "label": "Paid",
+        "rank": 10,
+        "tiers": ["1K", "2K", "4K"],
+        "description": "1K, 2K and 4K images.",
+    },
 ]
 
 
