@@ -3,6 +3,8 @@
 #   make demo                  the example project on http://127.0.0.1:8000/admin/ (PORT=8001 to move it)
 #   make test                  the whole test suite (SQLite + embedded Redis unless DATABASE_URL/REDIS_URL)
 #   make lint                  ruff check + ruff format --check
+#   make docs                  build the documentation site into site/ (strict: warnings are errors)
+#   make docs-serve            serve it on http://127.0.0.1:8008/ while you edit docs/
 #
 # Each target creates its virtualenv on first use and reinstalls `-e .[test]` only when
 # pyproject.toml changes. Another interpreter needs its own virtualenv:
@@ -17,15 +19,19 @@ PIP_FLAGS ?= --disable-pip-version-check --quiet
 
 VENV_PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-from-pyproject
+DOCS_STAMP := $(VENV)/.installed-docs-from-pyproject
+DOCS_PORT ?= 8008
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format demo clean
+.PHONY: help install test lint format demo docs docs-serve clean
 
 help:
 	@echo "make demo     run the example project (admin, RQ worker, embedded Redis) on PORT (default 8000)"
 	@echo "make test     run the test suite           PYTEST_ARGS='...'  PYTHON=python3.13 VENV=.venv-313"
 	@echo "make lint     ruff check + ruff format --check"
 	@echo "make format   ruff format + ruff check --fix"
+	@echo "make docs     build the documentation site into site/ (mkdocs --strict)"
+	@echo "make docs-serve  serve the documentation on http://127.0.0.1:$(DOCS_PORT)/"
 	@echo "make install  only create $(VENV) and install -e '.[test]'"
 	@echo "make clean    remove $(VENV), the demo database/media/redis and caches"
 
@@ -66,10 +72,22 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+$(DOCS_STAMP): pyproject.toml $(STAMP)
+	$(VENV_PYTHON) -m pip install $(PIP_FLAGS) -e '.[test,docs]'
+	@touch $@
+
+docs: $(DOCS_STAMP)
+	$(check_venv)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --clean
+
+docs-serve: $(DOCS_STAMP)
+	$(check_venv)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --strict --dev-addr 127.0.0.1:$(DOCS_PORT)
+
 demo: $(STAMP)
 	$(check_venv)
 	$(VENV_PYTHON) example_project/run_demo.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache site
 	rm -rf example_project/db.sqlite3 example_project/media example_project/var
