@@ -100,9 +100,13 @@ def test_the_docs_have_examples() -> None:
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: e.id + (" (not run)" if e.not_run else ""))
 @pytest.mark.django_db(transaction=True)
-def test_example_runs(example: Example, request: pytest.FixtureRequest, settings: Any) -> None:
+def test_example_runs(
+    example: Example, request: pytest.FixtureRequest, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if example.not_run:
         pytest.skip(f"not run: {example.not_run}")
+    # The docs give the key through the environment, as OpenAI's own convention does.
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-docs-example")
     kind = _kind(example.code)
     settings.GPTIMAGE = {**settings.GPTIMAGE, "RUN_MODE": "sync", "PROVIDER": "offline"}
     if kind == "setting":
@@ -202,8 +206,10 @@ def _view_namespace() -> dict[str, Any]:
     from django.test import RequestFactory
 
     import django_gptimage
+    from django_gptimage.access.plans import assign
 
     user = get_user_model().objects.create_superuser("docs-editor", "editor@example.com", "pw")
+    assign(user, "paid")  # the examples ask for 2K, which the free plan does not unlock
     request = RequestFactory().post("/")
     request.user = user
 
