@@ -263,9 +263,17 @@ class ChildProcess:
         return self.proc.poll() is None
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the item, so fixtures can tell at teardown that a test failed."""
+    report = yield
+    setattr(item, f"gptimage_report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
 def worker_process(
-    transactional_db: None, queue_mode: Any, tmp_path: Path
+    transactional_db: None, queue_mode: Any, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., ChildProcess]]:
     """``worker_process("--burst", command="gptimage_worker")`` -> a started ChildProcess.
 
@@ -308,3 +316,9 @@ def worker_process(
     yield start
     for child in children:
         child.kill()
+    report = getattr(request.node, "gptimage_report_call", None)
+    if report is not None and report.failed:
+        for child in children:  # what the workers said is most of the diagnosis
+            sys.stderr.write(
+                f"\n--- {' '.join(child.args)} (pid {child.pid}) ---\n{child.output()[-15000:]}\n"
+            )

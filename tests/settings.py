@@ -63,6 +63,10 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         "NAME": os.environ.get("GPTIMAGE_TEST_SQLITE")
         or os.path.join(tempfile.gettempdir(), f"gptimage-test-{os.getpid()}.sqlite3")
     }
+    # Worker processes write to it while the test polls it: wait for SQLite's write lock (5 s
+    # by default, too short on a loaded machine) and take it when a transaction begins, so two
+    # read-then-write transactions never fail at once with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
 
 MEDIA_ROOT = tempfile.mkdtemp(prefix="gptimage-test-media-")
 STATIC_URL = "/static/"

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -92,16 +93,17 @@ def _abandon(generation: ImageGeneration, report: ReapReport, *, dry_run: bool) 
         )  # fmt: skip
     # Conditional on the heartbeat we judged, so a worker that just came back keeps its record
     # (and its attempt, which is only closed once the record is really taken away).
-    updated = ImageGeneration.objects.filter(
-        pk=generation.pk, status=Status.RUNNING, heartbeat_at=generation.heartbeat_at
-    ).update(**fields, updated_at=now)
-    if not updated:
-        return
-    # The lost call may have been charged; with images in the spool it certainly was (once).
-    GenerationAttempt.objects.filter(generation=generation, finished_at__isnull=True).update(
-        finished_at=now, outcome=ErrorCode.ABANDONED, error_message=info.message, maybe_billed=True,
-        will_retry=delay is not None,
-    )  # fmt: skip
+    with transaction.atomic():  # the record and its open attempt change together
+        updated = ImageGeneration.objects.filter(
+            pk=generation.pk, status=Status.RUNNING, heartbeat_at=generation.heartbeat_at
+        ).update(**fields, updated_at=now)
+        if not updated:
+            return
+        # The lost call may have been charged; with images in the spool it certainly was (once).
+        GenerationAttempt.objects.filter(generation=generation, finished_at__isnull=True).update(
+            finished_at=now, outcome=ErrorCode.ABANDONED, error_message=info.message, maybe_billed=True,
+            will_retry=delay is not None,
+        )  # fmt: skip
     if delay is None:
         report.abandoned.append(str(generation.pk))
         return

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -150,12 +150,16 @@ def run_generation(generation_id: Any, *, worker: str | None = None) -> RunOutco
     if not connection.in_atomic_block:  # inside a transaction (tests, callers) it would drop it
         close_old_connections()
     worker = worker or worker_name()
-    generation = claim(generation_id, worker)
+    # The claim and its attempt row in one transaction: a worker killed between the two would
+    # leave a running record whose history lacks the attempt the reaper then has to close.
+    with transaction.atomic():
+        generation = claim(generation_id, worker)
+        if generation is not None:
+            attempt = GenerationAttempt.objects.create(
+                generation=generation, number=generation.attempts, started_at=timezone.now(), worker=worker
+            )
     if generation is None:
         return RunOutcome(ImageGeneration.objects.get(pk=generation_id))
-    attempt = GenerationAttempt.objects.create(
-        generation=generation, number=generation.attempts, started_at=timezone.now(), worker=worker
-    )
     heartbeat.add(generation.pk)
     try:
         if generation.metadata.get("spooled"):
@@ -445,18 +449,21 @@ def _failed(
             )
             detail = f"{detail}; {why}" if detail else why
         return _finish(generation, attempt, Status.FAILED, error.code, detail)
-    _update(  # the record first: if the claim is gone, this attempt's verdict is not ours to write
-        generation,
-        status=Status.QUEUED,
-        phase=Phase.QUEUED,
-        error_code=error.code,
-        error_message=f"{error.message} Next attempt in {delay:.0f} s.",
-        next_attempt_at=timezone.now() + timedelta(seconds=delay),
-        provider_request_id=generation.provider_request_id,
-        worker="",
-    )
     attempt.will_retry = True
-    _end_attempt(attempt, error.code, error.message)
+    # One transaction: a reader never sees the record queued for a retry while its attempt is
+    # still open. The record first: if the claim is gone, this attempt's verdict is not ours.
+    with transaction.atomic():
+        _update(
+            generation,
+            status=Status.QUEUED,
+            phase=Phase.QUEUED,
+            error_code=error.code,
+            error_message=f"{error.message} Next attempt in {delay:.0f} s.",
+            next_attempt_at=timezone.now() + timedelta(seconds=delay),
+            provider_request_id=generation.provider_request_id,
+            worker="",
+        )
+        _end_attempt(attempt, error.code, error.message)
     return RunOutcome(generation, retry_in=delay)
 
 
@@ -478,14 +485,15 @@ def _finish(
     if code is not None:
         message = error_info(code).message + (f" ({detail})" if detail else "")
     now = timezone.now()
-    _update(  # the record first, as in _failed
-        generation,
-        status=status,
-        phase=Phase.DONE,
-        error_code=code or "",
-        error_message=message,
-        finished_at=now,
-        provider_request_id=generation.provider_request_id,
-    )
-    _end_attempt(attempt, str(code or Status.SUCCEEDED), message, at=now)
+    with transaction.atomic():  # record and attempt end together, record first, as in _failed
+        _update(
+            generation,
+            status=status,
+            phase=Phase.DONE,
+            error_code=code or "",
+            error_message=message,
+            finished_at=now,
+            provider_request_id=generation.provider_request_id,
+        )
+        _end_attempt(attempt, str(code or Status.SUCCEEDED), message, at=now)
     return RunOutcome(generation)

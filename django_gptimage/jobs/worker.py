@@ -165,6 +165,14 @@ class ThreadWorker(SimpleWorker):
         if self.scheduler is not None:
             self.scheduler.request_stop()
 
+    def teardown(self) -> None:
+        # RQ's teardown writes to Redis (register_death); after a Redis error it would raise
+        # over the error that ended the loop. The worker's key expires on its own.
+        try:
+            super().teardown()
+        except redis.exceptions.RedisError as exc:
+            self.log.warning("Worker %s: could not register its stop (%s)", self.name, exc)
+
     def procline(self, message: str) -> None:
         """No-op: the process title is shared by every thread."""
 
@@ -490,16 +498,33 @@ class ThreadWorkerPool:
         return f"{self.name}.{slot}" + (f"-{restarts}" if restarts else "")
 
     def _start_slot(self, slot: int) -> None:
-        worker = self.worker_class(
-            self.queues,
-            name=self._worker_name(slot),
-            connection=self.connection,
-            queue_class=type(self.queues[0]),
-            worker_ttl=self.worker_ttl,
-            job_monitoring_interval=self.job_monitoring_interval,
-            poll_interval=self.poll_interval,
-            stop_event=self.stop_event,
-        )
+        try:
+            worker = self.worker_class(
+                self.queues,
+                name=self._worker_name(slot),
+                connection=self.connection,
+                queue_class=type(self.queues[0]),
+                worker_ttl=self.worker_ttl,
+                job_monitoring_interval=self.job_monitoring_interval,
+                poll_interval=self.poll_interval,
+                stop_event=self.stop_event,
+            )
+        except redis.exceptions.RedisError as exc:
+            # RQ's Worker() talks to Redis (CLIENT SETNAME): during an outage the slot stays
+            # empty and is tried again with backoff, instead of the exception ending the process.
+            delay = min(30.0, 2.0 ** min(self._restarts.get(slot, 0), 5))
+            self._restarts[slot] = self._restarts.get(slot, 0) + 1
+            self._next_restart[slot] = time.monotonic() + delay
+            with self._lock:
+                self._threads[slot] = threading.Thread(name=f"rq-worker-{slot}-not-started")
+            logger.warning(
+                "gptimage worker %s: could not start thread %d (%s); trying again in %.0f s",
+                self.name,
+                slot,
+                exc,
+                delay,
+            )
+            return
         thread = threading.Thread(
             target=self._work, args=(slot, worker), name=f"rq-worker-{slot}", daemon=True
         )

@@ -78,6 +78,10 @@ except ImportError:  # dj-database-url is optional for the demo: plain SQLite wi
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": _sqlite_path}}
 else:
     DATABASES = {"default": dj_database_url.config(default=f"sqlite:///{_sqlite_path}")}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The web process and the worker write to one file: wait for the lock instead of failing
+    # with "database is locked", and take it when a transaction begins.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=30, transaction_mode="IMMEDIATE")
 
 # --- Files ----------------------------------------------------------------------------------
 STATIC_URL = "/static/"
