@@ -11,10 +11,19 @@ from typing import Any
 
 __version__ = "0.1.0"
 __all__ = [
+    "ApplyRefused",
     "GenerationNotRetryable",
     "GenerationRefused",
     "NamedUpload",
+    "Target",
+    "apply_result",
+    "bind_target",
     "cancel_generation",
+    "check_permission",
+    "generate_for",
+    "generations_for",
+    "get_preset",
+    "list_presets",
     "request_generation",
     "retry_generation",
 ]

@@ -65,6 +65,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
     if not policy_messages:
         messages += _check_pillow_formats()
         messages += _check_defaults()
+        messages += _check_presets()
     return messages
 
 
@@ -580,4 +581,46 @@ def _check_defaults() -> list[CheckMessage]:
                 id="django_gptimage.W004",
             )
         )
+    return messages
+
+
+# E020, E021 -----------------------------------------------------------------------------------
+
+
+def _check_presets() -> list[CheckMessage]:
+    """Code-defined presets: malformed entries and templates (E020), impossible sizes (E021)."""
+    from .presets import code_presets, preset_errors
+
+    try:
+        presets = code_presets()
+    except ValueError as exc:
+        return [
+            Error(
+                f"GPTIMAGE['PRESETS'] is malformed: {exc}.",
+                hint="See docs/settings.md#presets for the keys a preset and its outputs take.",
+                id="django_gptimage.E020",
+            )
+        ]
+    messages: list[CheckMessage] = []
+    # Only the site's own: a shipped preset the policy narrows away is refused when used, with the reason.
+    configured = gptimage_settings.PRESETS or {}
+    for name, preset in presets.items():
+        if configured.get(name) is None:
+            continue
+        for problem in preset_errors(preset):
+            sizes = problem.field.split(".")[-1] in ("model", "mode", "ratio", "tier", "quality", "output_format",
+                                                    "background", "n")  # fmt: skip
+            messages.append(
+                Error(
+                    f"Preset {name!r}, {problem.field}: {problem.message}",
+                    hint=(
+                        "Pick a combination the size matrix and the site policy allow "
+                        "(python manage.py gptimage_matrix --policy)."
+                        if sizes
+                        else "Fix the preset in GPTIMAGE['PRESETS'] (or remove it with None)."
+                    ),
+                    obj=name,
+                    id="django_gptimage.E021" if sizes else "django_gptimage.E020",
+                )
+            )
     return messages

@@ -39,6 +39,7 @@ PRICES_SECTION = "Prices"
 STORAGE_SECTION = "Storage"
 ACCESS = "Access"
 JOBS = "Background jobs"
+TARGETS = "Targets, templates and presets"
 
 SECTIONS: dict[str, str] = {
     PROVIDER_API: "",
@@ -58,6 +59,8 @@ SECTIONS: dict[str, str] = {
     STORAGE_SECTION: "",
     ACCESS: "",
     JOBS: "",
+    TARGETS: "How `generate_for()`, `apply_result()` and prompt templates behave; see "
+    "[service.md](service.md#targets-and-candidates).",
 }
 
 
@@ -651,6 +654,53 @@ class Settings:
         "an answer with `x-ratelimit-remaining-*` at 0, until its `x-ratelimit-reset-*`. Works with or "
         "without `RATE_LIMITS`. `False` leaves each generation to its own retries.",
         example='"RATE_LIMIT_BACKOFF": False',
+    )
+
+    # -- Targets, templates and presets ------------------------------------------------------
+
+    PRESETS = Mapping(
+        {},
+        "Named presets, merged over the shipped `cover`, `poster`, `square` and `product`.",
+        section=TARGETS,
+        default_doc=" (only the shipped presets)",
+        doc="A name you define replaces the shipped preset of that name; `None` removes one. A preset is a "
+        'dict with an `outputs` list and optional `label`, `description` and `models` (`"app_label.Model"` '
+        "labels it is meant for: its templates and fields are then checked against them, and other models "
+        "are refused). A dict without `outputs` is a one-output preset. Output keys: `key` and "
+        "`prompt_template` (required), `model` (empty: `MODEL`), `mode` (`text-to-image`, or "
+        "`image-to-image` with `source_field`, the object's image field to start from), `ratio`, `tier`, "
+        "`quality`, `output_format`, `background`, `n`, and `field` (the image field the output fills; "
+        "empty: the field `generate_for()` is given). A `PromptPreset` row with the same name wins over "
+        "the setting. Presets defined here are checked at startup: check `E020` reports a malformed preset, "
+        "a template that does not compile or names unknown fields, `E021` a size the matrix or the policy "
+        "refuses (with the matrix's reason).",
+        example='"PRESETS": {\n'
+        '    "event-poster": {"label": "Event poster", "models": ["events.Event"], "ratio": "2:3", "tier": "2K",\n'
+        '                     "prompt_template": "Poster for {{ object.title }}, {{ object.date|date:\'F Y\' }}"},\n'
+        '    "product": {"models": ["shop.Product"], "outputs": [\n'
+        '        {"key": "main", "field": "main_visual", "ratio": "1:1", "tier": "2K", "mode": "image-to-image",\n'
+        '         "source_field": "photo", "prompt_template": "{{ object.name }} on white, studio light"},\n'
+        '        {"key": "ad", "field": "ad_creative", "ratio": "16:9", "tier": "2K",\n'
+        '         "prompt_template": "Advertising image featuring {{ object.name }}"}]},\n'
+        '    "square": None,  # not offered on this site\n'
+        "}",
+    )
+    PROMPT_TEMPLATE_MAX_LENGTH = Integer(
+        8000,
+        "The most characters a rendered prompt template may have.",
+        section=TARGETS,
+        doc="A longer one is refused before anything is sent; the rendered prompt is then also checked "
+        "against the model's own limit (32,000).",
+        example='"PROMPT_TEMPLATE_MAX_LENGTH": 4000',
+    )
+    APPLY_DELETE_PREVIOUS = Flag(
+        False,
+        "Whether `apply_result()` deletes the file the target field held before.",
+        section=TARGETS,
+        default_doc=" (the previous file is kept)",
+        doc="Deleted once the save has committed; `apply_result(..., delete_previous=...)` overrides it per "
+        "call. The `AppliedImage` row records the previous name and whether it was deleted.",
+        example='"APPLY_DELETE_PREVIOUS": True',
     )
 
     # -- Access to the raw dict and derived values -------------------------------------------

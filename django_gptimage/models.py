@@ -6,8 +6,11 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
 from django.core.files.storage import Storage, storages
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .conf import gptimage_settings
@@ -160,11 +163,43 @@ class ImageGeneration(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
 
+    # The object field the outputs are candidates for (no object id yet on an add form).
+    target_content_type = models.ForeignKey(
+        ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    target_object_id = models.CharField(max_length=64, blank=True)
+    target_field = models.CharField(max_length=100, blank=True)
+    target = GenericForeignKey("target_content_type", "target_object_id")
+    fingerprint = models.CharField(
+        max_length=64, blank=True, db_index=True, help_text=_("sha256 of every parameter, prompt and input.")
+    )
+    preset = models.CharField(max_length=100, blank=True)
+    preset_output = models.CharField(max_length=100, blank=True)
+    parent_image = models.ForeignKey(
+        "GeneratedImage",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="derived_generations",
+        help_text=_("The image this one was derived from (a variation or an edit)."),
+    )
+
     class Meta:
         ordering = ("-created_at",)
         verbose_name = _("image generation")
         verbose_name_plural = _("image generations")
-        indexes = [models.Index(fields=["status", "heartbeat_at"], name="gptimage_status_heartbeat")]
+        indexes = [
+            models.Index(fields=["status", "heartbeat_at"], name="gptimage_status_heartbeat"),
+            models.Index(
+                fields=["target_content_type", "target_object_id", "target_field", "created_at"],
+                name="gptimage_target_created",
+            ),
+        ]
+        permissions = [
+            ("generate", _("Can generate images")),
+            ("retry", _("Can retry failed generations")),
+            ("apply", _("Can apply generated images to objects")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.prompt[:60]} ({self.ratio} {self.tier}, {self.status})"
@@ -216,6 +251,7 @@ class GeneratedImage(models.Model):
     sha256 = models.CharField(max_length=64)
     format = models.CharField(max_length=10)
     created_at = models.DateTimeField(auto_now_add=True)
+    alt_text = models.CharField(max_length=500, blank=True, help_text=_("Suggested alt text."))
 
     class Meta:
         ordering = ("generation", "index")
@@ -247,6 +283,89 @@ class GenerationAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number}: {self.outcome or 'running'}"
+
+
+class AppliedImage(models.Model):
+    """One application of a candidate to an object's field: who, when, where, what it replaced."""
+
+    image = models.ForeignKey(GeneratedImage, on_delete=models.CASCADE, related_name="applications")
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    object_id = models.CharField(max_length=64)
+    field = models.CharField(max_length=100)
+    stored_name = models.CharField(max_length=500, help_text=_("The file name in the field's storage."))
+    applied_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    applied_at = models.DateTimeField(default=timezone.now)
+    previous_name = models.CharField(max_length=500, blank=True)
+    previous_deleted = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ("-applied_at", "-pk")
+        verbose_name = _("applied image")
+        verbose_name_plural = _("applied images")
+        indexes = [
+            models.Index(
+                fields=["content_type", "object_id", "field", "applied_at"], name="gptimage_applied_target"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stored_name} -> {self.content_type.app_label}.{self.content_type.model}:{self.object_id}.{self.field}"
+
+
+class PromptPreset(models.Model):
+    """A preset editable in the admin; it wins over a ``GPTIMAGE["PRESETS"]`` entry of the same name."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    label = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    for_models = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text=_("Comma-separated app_label.Model labels this preset is for (empty: any model)."),
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("name",)
+        verbose_name = _("prompt preset")
+        verbose_name_plural = _("prompt presets")
+
+    def __str__(self) -> str:
+        return self.label or self.name
+
+
+class PresetOutput(models.Model):
+    """One output of a preset: size, format and prompt template (and image-to-image source)."""
+
+    preset = models.ForeignKey(PromptPreset, on_delete=models.CASCADE, related_name="outputs")
+    key = models.SlugField(max_length=100)
+    position = models.PositiveSmallIntegerField(default=0)
+    field = models.CharField(
+        max_length=100, blank=True, help_text=_("The image field it is for (empty: the field asked for).")
+    )
+    model = models.CharField(max_length=100, blank=True, help_text=_("Empty: GPTIMAGE['MODEL']."))
+    mode = models.CharField(max_length=20, choices=ModeChoices.choices, default="text-to-image")
+    ratio = models.CharField(max_length=10, default="1:1")
+    tier = models.CharField(max_length=4, default="1K")
+    quality = models.CharField(max_length=10, default="auto")
+    output_format = models.CharField(max_length=10, default="png")
+    background = models.CharField(max_length=12, default="auto")
+    n = models.PositiveSmallIntegerField(default=1)
+    prompt_template = models.TextField()
+    source_field = models.CharField(
+        max_length=100, blank=True, help_text=_("Image-to-image: the object's image field to start from.")
+    )
+
+    class Meta:
+        ordering = ("preset", "position", "pk")
+        constraints = [
+            models.UniqueConstraint(fields=["preset", "key"], name="gptimage_unique_preset_output")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.preset.name}/{self.key}"
 
 
 from .access import models as access_models  # noqa: E402, F401  (plans, credits: docs/access.md)

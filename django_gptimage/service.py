@@ -10,16 +10,19 @@ after the surrounding transaction commits (``RUN_MODE = "queue"``), or in the ca
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import IO, Any
 
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db import transaction
+from django.db.models import Model
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -28,34 +31,73 @@ from django_gptimage.access.resolver import Access, as_access
 from django_gptimage.access.rules import access_problems
 from django_gptimage.conf import gptimage_settings
 from django_gptimage.domain.errors import ErrorCode, RetryRule, error_info
+from django_gptimage.domain.fingerprint import fingerprint
+from django_gptimage.domain.presets import Preset, PresetOutput
 from django_gptimage.domain.pricing import estimate_cost
 from django_gptimage.domain.validation import GenerationRequest, Problem, ValidatedRequest, validate
 from django_gptimage.inputs import InspectedUpload, spool_upload
 from django_gptimage.jobs.queue import QueueUnavailable
 from django_gptimage.jobs.reaper import ReapReport, reap
 from django_gptimage.jobs.runner import RunOutcome, run_generation
-from django_gptimage.models import GenerationInput, ImageGeneration, Phase, Status
+from django_gptimage.models import GeneratedImage, GenerationInput, ImageGeneration, Phase, Status
+from django_gptimage.permissions import check_permission
+from django_gptimage.presets import UnknownPreset, get_preset, list_presets
+from django_gptimage.prompts import (
+    PromptTemplateError,
+    alt_text_from_prompt,
+    render_prompt,
+    template_problems,
+)
 from django_gptimage.storage import input_name, save_file
+from django_gptimage.targets import (
+    AppliedResult,
+    ApplyRefused,
+    Target,
+    apply_result,
+    bind_target,
+    generations_for,
+    lock_target,
+    target_of,
+    target_problems,
+)
 
 logger = logging.getLogger("django_gptimage")
 
 __all__ = [
+    "AppliedResult",
+    "ApplyRefused",
     "GenerationNotRetryable",
     "GenerationRefused",
     "NamedUpload",
+    "PermissionDenied",
+    "Preset",
+    "PresetOutput",
+    "PromptTemplateError",
     "QueueUnavailable",
     "ReapReport",
     "RunOutcome",
+    "Target",
+    "UnknownPreset",
     "access_for",
     "allowed_tiers_for",
+    "apply_result",
+    "bind_target",
     "build_request",
     "cancel_generation",
+    "check_permission",
     "check_request",
     "dispatch",
+    "generate_for",
+    "generations_for",
+    "get_preset",
+    "list_presets",
     "reap",
+    "render_prompt",
     "request_generation",
     "retry_generation",
     "run_sync",
+    "target_of",
+    "template_problems",
     "workers_listening",
 ]
 
@@ -185,39 +227,388 @@ def request_generation(
     mask: Upload | NamedUpload | None = None,
     metadata: dict[str, Any] | None = None,
     run_mode: str | None = None,
+    target: Target | None = None,
+    parent_image: GeneratedImage | None = None,
+    preset: str = "",
+    preset_output: str = "",
+    alt_text: str = "",
+    reuse: bool = False,
 ) -> ImageGeneration:
-    """Validate, record and dispatch one generation. Raises GenerationRefused before sending."""
-    scratch = tempfile.mkdtemp(prefix="gptimage-upload-")
+    """Validate, record and dispatch one generation. Raises GenerationRefused before sending.
+
+    ``target`` aims it at an object's image field (its images become candidates for
+    :func:`apply_result`); ``reuse=True`` returns an in-flight or succeeded generation with the
+    same fingerprint and target instead of paying for a new one.
+    """
+    if user is not None:
+        check_permission(user, "generate")
+    prepared = _prepare(
+        prompt=prompt, user=user, model=model, mode=mode, ratio=ratio, tier=tier, size=size, quality=quality,
+        output_format=output_format, background=background, output_compression=output_compression, n=n,
+        images=images, mask=mask, target=target, parent_image=parent_image,
+    )  # fmt: skip
     try:
-        uploads = [_as_named(u, i, "image") for i, u in enumerate(images)]
-        inspected = [spool_upload(u.name, u.source, scratch, f"image-{i}") for i, u in enumerate(uploads)]
-        inspected_mask = None
-        if mask is not None:
-            named = _as_named(mask, 0, "mask")
-            inspected_mask = spool_upload(named.name, named.source, scratch, "mask")
-        request = build_request(
-            prompt=prompt, model=model, mode=mode, ratio=ratio, tier=tier, size=size, quality=quality,
-            output_format=output_format, background=background, output_compression=output_compression,
-            n=n, images=inspected, mask=inspected_mask,
-        )  # fmt: skip
-        validated = check_request(request, user=user)
+        if prepared.problems:
+            raise GenerationRefused(prepared.problems, prepared.code)
         _ensure_queue_reachable(run_mode)  # before anything is saved: a clear error, no stranded record
         with transaction.atomic():
-            generation = _create_record(validated, user=user, source=source, metadata=metadata or {})
-            for index, upload in enumerate(inspected):
-                _save_input(generation, upload, GenerationInput.ROLE_IMAGE, index)
-            if inspected_mask is not None:
-                _save_input(generation, inspected_mask, GenerationInput.ROLE_MASK, 0)
-            dispatch(generation, run_mode=run_mode)
+            generation = _record(
+                prepared, user=user, source=source, metadata=metadata, run_mode=run_mode, preset=preset,
+                preset_output=preset_output, alt_text=alt_text, reuse=reuse,
+            )  # fmt: skip
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        prepared.cleanup()
     if (run_mode or gptimage_settings.RUN_MODE) == "sync":
         generation.refresh_from_db()
     return generation
 
 
+@dataclass
+class _Prepared:
+    """A request read and checked, not yet recorded (inputs spooled in ``scratch``)."""
+
+    scratch: str
+    problems: list[Problem]
+    code: ErrorCode = ErrorCode.INVALID_PARAMETERS
+    validated: ValidatedRequest | None = None
+    inputs: list[InspectedUpload] = field(default_factory=list)
+    mask: InspectedUpload | None = None
+    target: Target | None = None
+    parent_image: GeneratedImage | None = None
+    fingerprint: str = ""
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def _prepare(
+    *,
+    prompt: str,
+    user: Any,
+    images: Iterable[Upload | NamedUpload],
+    mask: Upload | NamedUpload | None,
+    target: Target | None,
+    parent_image: GeneratedImage | None,
+    **params: Any,
+) -> _Prepared:
+    """Spool and inspect the inputs, validate everything; problems are collected, not raised."""
+    prepared = _Prepared(
+        tempfile.mkdtemp(prefix="gptimage-upload-"), [], target=target, parent_image=parent_image
+    )
+    try:
+        uploads = [_as_named(u, i, "image") for i, u in enumerate(images)]
+        dirs = prepared.scratch
+        if not uploads and parent_image is not None and params.get("mode") == "image-to-image":
+            # A variation of a result starts from that result's bytes.
+            with parent_image.file.open("rb") as handle:
+                name = os.path.basename(parent_image.file.name)
+                prepared.inputs = [spool_upload(name, handle, dirs, "image-0")]
+        else:
+            prepared.inputs = [
+                spool_upload(u.name, u.source, dirs, f"image-{i}") for i, u in enumerate(uploads)
+            ]
+        if mask is not None:
+            named = _as_named(mask, 0, "mask")
+            prepared.mask = spool_upload(named.name, named.source, dirs, "mask")
+        request = build_request(prompt=prompt, images=prepared.inputs, mask=prepared.mask, **params)
+        if target is not None:
+            prepared.problems += target_problems(target)
+        try:
+            prepared.validated = check_request(request, user=user)
+        except GenerationRefused as refused:
+            prepared.problems += refused.problems
+            prepared.code = refused.code
+        if prepared.validated is not None:
+            prepared.fingerprint = _fingerprint(prepared)
+    except BaseException:
+        prepared.cleanup()
+        raise
+    return prepared
+
+
+def _fingerprint(prepared: _Prepared) -> str:
+    v = prepared.validated
+    assert v is not None
+    r = v.request
+    params = {
+        "provider": gptimage_settings.PROVIDER, "model": r.model, "mode": r.mode, "ratio": v.ratio,
+        "tier": v.tier, "size": v.size, "quality": r.quality, "output_format": r.output_format,
+        "output_compression": r.output_compression, "background": r.background, "n": r.n,
+    }  # fmt: skip
+    inputs = [u.sha256 for u in prepared.inputs] + ([f"mask:{prepared.mask.sha256}"] if prepared.mask else [])
+    return fingerprint(params, r.prompt, inputs)
+
+
+def _record(
+    prepared: _Prepared,
+    *,
+    user: Any,
+    source: str,
+    metadata: dict[str, Any] | None,
+    run_mode: str | None,
+    preset: str,
+    preset_output: str,
+    alt_text: str,
+    reuse: bool,
+) -> ImageGeneration:
+    """Create (or, with ``reuse``, find) the record, keep its inputs, dispatch on commit."""
+    assert prepared.validated is not None
+    target = prepared.target
+    if reuse:
+        existing = _reusable(prepared, user)
+        if existing is not None:
+            return existing
+    meta = dict(metadata or {})
+    meta["alt_text"] = (alt_text or alt_text_from_prompt(prepared.validated.request.prompt))[:500]
+    if target is not None:
+        meta["target"] = {
+            "app_label": target.model._meta.app_label, "model": target.model._meta.model_name,
+            "field": target.field, "object_id": target.object_id or "",
+        }  # fmt: skip
+    generation = _create_record(
+        prepared.validated, user=user, source=source, metadata=meta,
+        target_content_type=target.content_type if target else None,
+        target_object_id=(target.object_id or "") if target else "",
+        target_field=target.field if target else "",
+        fingerprint=prepared.fingerprint, preset=preset, preset_output=preset_output,
+        parent_image=prepared.parent_image,
+    )  # fmt: skip
+    for index, upload in enumerate(prepared.inputs):
+        _save_input(generation, upload, GenerationInput.ROLE_IMAGE, index)
+    if prepared.mask is not None:
+        _save_input(generation, prepared.mask, GenerationInput.ROLE_MASK, 0)
+    dispatch(generation, run_mode=run_mode)
+    return generation
+
+
+_REUSABLE = (Status.QUEUED, Status.RUNNING, Status.SUCCEEDED)
+
+
+def _reusable(prepared: _Prepared, user: Any) -> ImageGeneration | None:
+    """The newest in-flight or succeeded generation with the same fingerprint and target."""
+    target = prepared.target
+    qs = ImageGeneration.objects.filter(fingerprint=prepared.fingerprint, status__in=_REUSABLE)
+    if target is None:
+        qs = qs.filter(target_content_type=None)
+    else:
+        if target.object_id:
+            lock_target(target)  # two hooks for one object: the second sees the first's record
+        qs = qs.filter(
+            target_content_type=target.content_type, target_object_id=target.object_id or "",
+            target_field=target.field,
+        )  # fmt: skip
+        if not target.object_id:  # add forms: another editor's unsaved object is not this one
+            qs = qs.filter(requested_by=user if getattr(user, "is_authenticated", False) else None)
+    return qs.order_by("-created_at").first()
+
+
+_OVERRIDES = frozenset({
+    "model", "mode", "ratio", "tier", "size", "quality", "output_format", "background",
+    "output_compression", "n", "prompt", "images", "mask", "metadata", "alt_text", "parent_image",
+})  # fmt: skip
+_OUTPUT_PARAMS = ("model", "mode", "ratio", "tier", "quality", "output_format", "background", "n")
+
+
+def generate_for(
+    obj_or_target: Model | type[Model] | Target,
+    field: str | None = None,
+    *,
+    preset: str | None = None,
+    template: str | None = None,
+    user: Any = None,
+    reuse: bool = False,
+    values: Mapping[str, Any] | None = None,
+    source: str = "api",
+    run_mode: str | None = None,
+    **overrides: Any,
+) -> list[ImageGeneration]:
+    """Generate into an object's image field: one targeted generation per preset output.
+
+    ``obj_or_target`` is a model instance (saved or not), a model class (an add form: ``field``
+    is required and the records get their object id from :func:`bind_target`), or a Target.
+    The prompt comes from ``template`` (or each preset output's template) rendered over the
+    object and ``values``, or from ``prompt=``. Every output is rendered and validated before
+    anything is recorded: one problem anywhere raises GenerationRefused and sends nothing.
+    Problems of a preset with several outputs are keyed ``"<output key>.<field>"``.
+    ``overrides`` (ratio, tier, quality, n, images, ...) apply to every output.
+    """
+    unknown = sorted(set(overrides) - _OVERRIDES)
+    if unknown:
+        raise TypeError(f"generate_for() got unknown arguments {unknown}; use {sorted(_OVERRIDES)}.")
+    if user is not None:
+        check_permission(user, "generate")
+    obj, model, object_id = _resolve_target(obj_or_target)
+    chosen, outputs = _outputs_for(preset, template, overrides)
+    if (
+        chosen is not None
+        and chosen.models
+        and model._meta.label_lower not in {m.lower() for m in chosen.models}
+    ):
+        raise GenerationRefused(
+            [
+                Problem(
+                    "preset",
+                    f"The preset {chosen.name!r} is for {', '.join(chosen.models)}, not {model._meta.label}.",
+                )
+            ]
+        )
+    multi = len(outputs) > 1
+    prepared: list[tuple[PresetOutput, _Prepared]] = []
+    problems: list[Problem] = []
+    opened: list[Any] = []
+    try:
+        for output in outputs:
+            prefix = f"{output.key}." if multi else ""
+            found = _prepare_output(
+                output, obj=obj, model=model, object_id=object_id, field=field, values=values,
+                user=user, overrides=overrides, opened=opened,
+            )  # fmt: skip
+            if isinstance(found, list):
+                problems += [Problem(prefix + p.field, p.message, p.code) for p in found]
+                continue
+            prepared.append((output, found))
+            problems += [Problem(prefix + p.field, p.message, p.code) for p in found.problems]
+        if problems:
+            denied = all(p.code == "access_denied" for p in problems)
+            raise GenerationRefused(
+                problems, ErrorCode.ACCESS_DENIED if denied else ErrorCode.INVALID_PARAMETERS
+            )
+        _ensure_queue_reachable(run_mode)
+        with transaction.atomic():
+            generations = [
+                _record(
+                    p,
+                    user=user,
+                    source=source,
+                    metadata=overrides.get("metadata"),
+                    run_mode=run_mode,
+                    preset=chosen.name if chosen else "",
+                    preset_output=output.key if chosen else "",
+                    alt_text=overrides.get("alt_text", ""),
+                    reuse=reuse,
+                )  # fmt: skip
+                for output, p in prepared
+            ]
+    finally:
+        for _, p in prepared:
+            p.cleanup()
+        for handle in opened:
+            handle.close()
+    if (run_mode or gptimage_settings.RUN_MODE) == "sync":
+        for generation in generations:
+            generation.refresh_from_db()
+    return generations
+
+
+def _resolve_target(obj_or_target: Any) -> tuple[Model | None, type[Model], str | None]:
+    if isinstance(obj_or_target, Target):
+        return None, obj_or_target.model, obj_or_target.object_id
+    if isinstance(obj_or_target, type) and issubclass(obj_or_target, Model):
+        return None, obj_or_target, None
+    if isinstance(obj_or_target, Model):
+        obj = obj_or_target
+        return obj, type(obj)._meta.concrete_model, None if obj.pk is None else str(obj.pk)
+    raise TypeError(
+        f"generate_for() needs a model instance, a model class or a Target, not {obj_or_target!r}."
+    )
+
+
+def _outputs_for(
+    preset: str | None, template: str | None, overrides: Mapping[str, Any]
+) -> tuple[Preset | None, tuple[PresetOutput, ...]]:
+    if preset:
+        try:
+            chosen = get_preset(preset)
+        except UnknownPreset as exc:
+            raise GenerationRefused([Problem("preset", str(exc))]) from None
+        outputs = chosen.outputs
+        if template is not None:
+            outputs = tuple(dataclasses.replace(o, prompt_template=template) for o in outputs)
+        return chosen, outputs
+    if template is None and not overrides.get("prompt"):
+        raise GenerationRefused(
+            [Problem("prompt", "Give a preset, a prompt template or a prompt.", "required")]
+        )
+    return None, (PresetOutput(key="", prompt_template=template or ""),)
+
+
+def _prepare_output(
+    output: PresetOutput,
+    *,
+    obj: Model | None,
+    model: type[Model],
+    object_id: str | None,
+    field: str | None,
+    values: Mapping[str, Any] | None,
+    user: Any,
+    overrides: Mapping[str, Any],
+    opened: list[Any],
+) -> _Prepared | list[Problem]:
+    """One output read and checked; a list of problems when it cannot even be prepared."""
+    name = output.field or field
+    if not name:
+        return [Problem("field", "Say which image field to generate into.", "required")]
+    if output.prompt_template:
+        problems = [Problem("prompt_template", m) for m in template_problems(output.prompt_template, model)]
+        if problems:
+            return problems
+        try:
+            prompt = render_prompt(output.prompt_template, obj, values=values)
+        except PromptTemplateError as exc:
+            return [Problem("prompt_template", str(exc))]
+    else:
+        prompt = overrides.get("prompt") or ""
+    params: dict[str, Any] = {}
+    if output.key or output.field or output.source_field:  # a preset output: its own parameters
+        params = {k: getattr(output, k) for k in _OUTPUT_PARAMS if getattr(output, k) not in ("", None)}
+    params.update({k: overrides[k] for k in ("model", "mode", "ratio", "tier", "size", "quality",
+                   "output_format", "background", "output_compression", "n") if k in overrides})  # fmt: skip
+    images = list(overrides.get("images") or ())
+    missing: Problem | None = None
+    if not images and output.source_field and params.get("mode", "text-to-image") == "image-to-image":
+        source = _source_image(output.source_field, obj, model, values, opened)
+        if isinstance(source, Problem):
+            missing = source
+        else:
+            images = [source]
+    prepared = _prepare(
+        prompt=prompt, user=user, images=images, mask=overrides.get("mask"),
+        target=Target(model, name, object_id), parent_image=overrides.get("parent_image"), **params,
+    )  # fmt: skip
+    if missing is not None:  # said better than "image-to-image needs an input image"
+        prepared.problems = [missing] + [p for p in prepared.problems if p.field != "images"]
+    return prepared
+
+
+def _source_image(
+    name: str, obj: Model | None, model: type[Model], values: Mapping[str, Any] | None, opened: list[Any]
+) -> NamedUpload | Problem:
+    """The image in the object's ``name`` field (or the form's value), to start image-to-image from."""
+    value = (values or {}).get(name) if values and name in values else getattr(obj, name, None)
+    if value and hasattr(value, "storage") and getattr(value, "name", ""):  # a FieldFile
+        handle = value.storage.open(value.name, "rb")
+        opened.append(handle)
+        return NamedUpload(os.path.basename(value.name), handle)
+    if value and hasattr(value, "read"):  # an upload on the form
+        return NamedUpload(os.path.basename(getattr(value, "name", "") or name), value)
+    verbose = model._meta.get_field(name).verbose_name if _has_field(model, name) else name
+    return Problem(
+        "source_field",
+        f"There is no {verbose} yet: upload one first (this preset starts from the {name!r} image).",
+        "required",
+    )
+
+
+def _has_field(model: type[Model], name: str) -> bool:
+    try:
+        model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return False
+    return True
+
+
 def _create_record(
-    validated: ValidatedRequest, *, user: Any, source: str, metadata: dict[str, Any]
+    validated: ValidatedRequest, *, user: Any, source: str, metadata: dict[str, Any], **fields: Any
 ) -> ImageGeneration:
     r = validated.request
     return ImageGeneration.objects.create(
@@ -248,6 +639,7 @@ def _create_record(
             overrides=gptimage_settings.PRICES,
         ),
         metadata=metadata,
+        **fields,
     )
 
 
@@ -329,12 +721,17 @@ def cancel_generation(generation: ImageGeneration) -> ImageGeneration:
     return generation
 
 
-def retry_generation(generation: ImageGeneration, *, run_mode: str | None = None) -> ImageGeneration:
+def retry_generation(
+    generation: ImageGeneration, *, run_mode: str | None = None, user: Any = None
+) -> ImageGeneration:
     """Try a failed generation again on the same record.
 
     A storage failure only stores the kept bytes again; other failures call the provider again
     when their retry rule allows it (never for moderation, quota, bad keys or bad input).
+    Given ``user``, needs the ``django_gptimage.retry`` permission.
     """
+    if user is not None:
+        check_permission(user, "retry")
     generation.refresh_from_db()
     if generation.status != Status.FAILED:
         raise GenerationNotRetryable(

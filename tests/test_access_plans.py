@@ -23,7 +23,13 @@ PROMPT = "A lighthouse at dusk"
 
 @pytest.fixture
 def staff(django_user_model):
-    return django_user_model.objects.create_user("editor", is_staff=True)
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("editor", is_staff=True)
+    user.user_permissions.add(
+        Permission.objects.get(content_type__app_label="django_gptimage", codename="generate")
+    )
+    return user
 
 
 @pytest.fixture(autouse=True)

@@ -108,9 +108,19 @@ def generate(django_capture_on_commit_callbacks):
     return run
 
 
+def may_generate(user):
+    """``user`` with the generate permission (the service checks it when given a user)."""
+    from django.contrib.auth.models import Permission
+
+    user.user_permissions.add(
+        Permission.objects.get(content_type__app_label="django_gptimage", codename="generate")
+    )
+    return type(user).objects.get(pk=user.pk)
+
+
 @pytest.fixture
 def editor(django_user_model):
-    return django_user_model.objects.create_user("editor", password="x")
+    return may_generate(django_user_model.objects.create_user("editor", password="x"))
 
 
 @pytest.fixture
@@ -460,8 +470,8 @@ def paid_tiers(user):
 
 def test_access_resolver_narrows_tiers_per_user(db, generate, gptimage_openai, settings, django_user_model):
     settings.GPTIMAGE = {**settings.GPTIMAGE, "ACCESS_RESOLVER": "tests.test_service.paid_tiers"}
-    free = django_user_model.objects.create_user("free")
-    paid = django_user_model.objects.create_user("paid", is_staff=True)
+    free = may_generate(django_user_model.objects.create_user("free"))
+    paid = may_generate(django_user_model.objects.create_user("paid", is_staff=True))
 
     for user in (free, None):
         refused = refused_inputs(generate, user=user, ratio="1:1", tier="2K")

@@ -393,6 +393,7 @@ def _store(
                 defaults={
                     "file": name, "width": image.width, "height": image.height,
                     "size_bytes": item["size_bytes"], "sha256": item["sha256"], "format": image.format,
+                    "alt_text": str((generation.metadata or {}).get("alt_text") or "")[:500],
                 },
             )  # fmt: skip
     except ClaimLost:

@@ -11,7 +11,8 @@ import sys
 import time
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.exceptions import PermissionDenied
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_gptimage.access.cli import find_user
 from django_gptimage.conf import gptimage_settings
@@ -102,6 +103,8 @@ class Command(BaseCommand):
         except GenerationRefused as refused:
             self._refused(refused, options)
             sys.exit(EXIT_REFUSED)
+        except PermissionDenied as exc:  # --user lacks django_gptimage.generate
+            raise CommandError(str(exc), returncode=EXIT_REFUSED) from None
         except QueueUnavailable as exc:
             if options["json"]:
                 self.stdout.write(json.dumps(no_record_summary("failed", "queue_unavailable", str(exc))))
