@@ -23,7 +23,7 @@ from uuid import UUID
 
 from django.core.exceptions import FieldDoesNotExist
 from django.core.files import File
-from django.db.models import Model
+from django.db.models import Model, QuerySet
 from django.db.models.fields.files import FieldFile
 from django.template import Context, Engine, Library, TemplateSyntaxError, defaultfilters, defaulttags
 from django.template.base import FilterExpression, NodeList, Variable
@@ -90,7 +90,7 @@ def _view(value: Any, depth: int) -> Any:
             for k, v in list(value.items())[:MAX_ITEMS]
             if not str(k).startswith("_")
         }
-    if isinstance(value, list | tuple):
+    if isinstance(value, list | tuple | QuerySet):  # a form's many-to-many value is a QuerySet
         return [_view(v, depth + 1) for v in value[:MAX_ITEMS]]
     return ""
 

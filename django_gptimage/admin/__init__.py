@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from . import access, generations  # noqa: F401
+from . import access, generations, presets  # noqa: F401
