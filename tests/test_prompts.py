@@ -56,6 +56,13 @@ def test_values_win_over_the_object_and_work_without_one(article):
         "Edited/Blue Hall"
     )
     assert render_prompt("{{ object.title }} ({{ object }})", None, values={"title": "New"}) == "New (New)"
+    # A form's many-to-many value is a QuerySet: its objects are seen through the same view.
+    listed = render_prompt(
+        "{% for a in object.related %}{{ a.title }}{{ a.delete }};{% endfor %}",
+        None,
+        values={"related": Article.objects.all()},
+    )
+    assert listed == "Jazz night;" and Article.objects.count() == 1
 
 
 @pytest.mark.parametrize(
