@@ -48,7 +48,9 @@ logger = logging.getLogger("django_gptimage")
 KEY_PREFIX = "gptimage:ratelimit:"
 DEFAULT_HEADROOM = 0.03
 SLEEP_MAX = 10.0  # seconds: a wait up to this is slept in the worker thread, a longer one rescheduled
-LEAD = 2.0  # seconds: a rescheduled job is due this long before its turn (RQ runs it up to ~1 s late)
+LEAD = 5.0  # seconds: a requeued job is due this long before its turn (RQ rounds up to the second,
+# polls every second, and a busy worker claims it late), then sleeps the rest
+HELD_STALE = 30.0  # seconds: a reserved turn missed by more than this is taken again
 CANCEL_POLL = 1.0  # seconds between two looks at cancel_requested while sleeping
 LEARNED_TTL = 600  # seconds a limit announced by x-ratelimit-limit-* is remembered
 LIMIT_KEYS = ("requests_per_minute", "images_per_minute", "headroom")
@@ -56,13 +58,15 @@ DIMENSIONS = ("requests", "images", "tokens")
 
 # KEYS: back-off, next free requests time, next free images time, learned requests/min, learned images/min
 # ARGV: requests/min (0 = none), images/min (0 = none), images asked, headroom, held turn (ms, 0 = none)
+# A held turn more than STALE_MS in the past is not honoured: a new one is reserved.
 # Returns {wait ms, turn ms (Redis time), back-off until ms}.
-_ACQUIRE = """
+_ACQUIRE_TEMPLATE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local backoff = tonumber(redis.call('GET', KEYS[1]) or '0')
 local held = tonumber(ARGV[5])
-if held > 0 and held >= backoff then
+-- A held turn stays valid unless a pause covers it, or it is long past (a stale record).
+if held > 0 and held >= backoff and held >= now - STALE_MS then
   return {math.max(0, held - now), held, backoff}
 end
 local headroom = tonumber(ARGV[4])
@@ -83,6 +87,8 @@ if ri > 0 then redis.call('SET', KEYS[2], tostring(turn + ri), 'PX', math.ceil(t
 if ii > 0 then redis.call('SET', KEYS[3], tostring(turn + ii), 'PX', math.ceil(turn + ii - now) + 60000) end
 return {turn - now, turn, backoff}
 """
+
+_ACQUIRE = _ACQUIRE_TEMPLATE.replace("STALE_MS", str(int(HELD_STALE * 1000)))
 
 # KEYS: back-off. ARGV: pause ms. Extends the pause (never shortens it); returns its end (ms).
 _PAUSE = """
