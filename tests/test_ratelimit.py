@@ -330,6 +330,15 @@ def test_a_requeued_generation_goes_out_at_its_reserved_turn(
     monkeypatch.setattr(ratelimit, "SLEEP_MAX", 0.3)
     monkeypatch.setattr(ratelimit, "LEAD", 0.1)
     server = limited_server(limits={"images_per_minute": 60, "headroom": 0})
+    seen: list[tuple[str, str]] = []
+    real_call = ratelimit.call
+
+    def spy(generation: Any, *args: Any, **kwargs: Any) -> Any:
+        fresh = ImageGeneration.objects.get(pk=generation.pk)
+        seen.append((fresh.phase, fresh.error_code))
+        return real_call(generation, *args, **kwargs)
+
+    monkeypatch.setattr(ratelimit, "call", spy)
     request_generation(prompt="A first poster")
     second = request_generation(prompt="A second poster")  # sync: requeued, slept by run_sync, sent
     assert second.status == Status.SUCCEEDED
@@ -338,6 +347,8 @@ def test_a_requeued_generation_goes_out_at_its_reserved_turn(
     assert second.metadata["rate_limit_wait"]["times"] == 1
     assert "turn" not in second.metadata["rate_limit_wait"]
     assert len(server.requests) == 2
+    # While it was sent, the editor no longer saw "goes out in about 1 s".
+    assert seen[-1][1] == ""
 
 
 @pytest.mark.django_db(transaction=True)

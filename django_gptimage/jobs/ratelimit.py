@@ -361,7 +361,10 @@ def wait_turn(
         info = dict(generation.metadata.get("rate_limit_wait") or {})
         info.pop("turn", None)
         info["waited"] = round(info.get("waited", 0.0) + waited, 3)
-        _update(generation, metadata={**generation.metadata, "rate_limit_wait": info})
+        fields: dict[str, Any] = {"metadata": {**generation.metadata, "rate_limit_wait": info}}
+        if info.pop("message", False):  # "goes out in about 40 s" is over: it goes out now
+            fields.update(error_code="", error_message="")
+        _update(generation, **fields)
     return None
 
 
@@ -427,6 +430,7 @@ def _requeue(generation: ImageGeneration, attempt: GenerationAttempt, turn: Turn
     info = dict(generation.metadata.get("rate_limit_wait") or {})
     info["turn"] = turn.at_ms
     info["times"] = info.get("times", 0) + 1
+    info["message"] = True  # the waiting message below is cleared when the request goes out
     info["waited"] = round(info.get("waited", 0.0) + delay, 3)
     about = f"{turn.wait:.0f} s" if turn.wait < 120 else f"{turn.wait / 60:.0f} min"
     paused = turn.backoff_ms > turn.at_ms - round(turn.wait * 1000)  # the provider asked for a pause
