@@ -85,7 +85,11 @@ __all__ = [
     "build_request",
     "cancel_generation",
     "check_permission",
+    "check_generation",
     "check_request",
+    "estimate",
+    "generation_status",
+    "option_matrix",
     "dispatch",
     "generate_for",
     "generations_for",
@@ -206,6 +210,35 @@ def check_request(request: GenerationRequest, *, user: Any = None) -> ValidatedR
         raise GenerationRefused(problems, code)
     admission.check(result.validated, user=user, access=access)
     return result.validated
+
+
+def check_generation(
+    *,
+    prompt: str,
+    user: Any = None,
+    images: Iterable[Upload | NamedUpload] = (),
+    mask: Upload | NamedUpload | None = None,
+    **params: Any,
+) -> ValidatedRequest:
+    """Validate like ``request_generation`` (uploads included) without recording or sending.
+
+    For forms: raises ``GenerationRefused`` with every problem; leaves file objects rewound.
+    """
+    scratch = tempfile.mkdtemp(prefix="gptimage-check-")
+    try:
+        named = [_as_named(u, i, "image") for i, u in enumerate(images)]
+        inspected = [spool_upload(u.name, u.source, scratch, f"image-{i}") for i, u in enumerate(named)]
+        inspected_mask = None
+        if mask is not None:
+            m = _as_named(mask, 0, "mask")
+            inspected_mask = spool_upload(m.name, m.source, scratch, "mask")
+        for upload in [*named, *([m] if mask is not None else [])]:
+            if hasattr(upload.source, "seek"):
+                upload.source.seek(0)
+        request = build_request(prompt=prompt, images=inspected, mask=inspected_mask, **params)
+        return check_request(request, user=user)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def request_generation(
@@ -751,3 +784,8 @@ def retry_generation(
             dispatch(generation, run_mode=run_mode)
     generation.refresh_from_db()
     return generation
+
+
+# Faces' helpers, defined in their own modules (they import this one lazily).
+from django_gptimage.options import estimate, option_matrix  # noqa: E402
+from django_gptimage.status import generation_status  # noqa: E402

@@ -14,5 +14,6 @@ def media(request, path):  # type: ignore[no-untyped-def]
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("django-rq/", include("django_rq.urls")),
+    path("gptimage/", include("django_gptimage.urls")),
     re_path(r"^media/(?P<path>.*)$", media),
 ]

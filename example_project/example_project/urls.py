@@ -8,6 +8,7 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("django-rq/", include("django_rq.urls")),
+    path("gptimage/", include("django_gptimage.urls")),
     path("", include("cms.urls")),
 ]
 

@@ -1,0 +1,228 @@
+"""Admin history and status endpoint response times over a large history.
+
+    .venv/bin/python benchmarks/bench_admin.py [--rows 100000] [--requests 200]
+
+Fills a fresh SQLite database (in a temporary directory, removed at the end) with ``--rows``
+generations (a tenth of them with two images, some failed, some running), then times, through
+Django's test client as a signed-in staff editor (the whole request: middleware, session, auth,
+permissions, the view, templates):
+
+- ``status``: ``GET /gptimage/generations/<id>/status/`` for random records,
+- ``history``: the admin changelist (first page, 100 rows), unfiltered, filtered to "active",
+  and searched by a prompt word.
+
+Prints p50 / p95 / max in milliseconds and the number of SQL queries per request. Targets:
+status p95 < 20 ms and history p95 < 100 ms at 100,000 rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def configure(workdir: str) -> None:
+    import django
+    from django.conf import settings
+
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="bench-not-secret",
+        USE_TZ=True,
+        ALLOWED_HOSTS=["*"],
+        ROOT_URLCONF="tests.urls",
+        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+        INSTALLED_APPS=[
+            "django.contrib.admin",
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "django.contrib.sessions",
+            "django.contrib.messages",
+            "django.contrib.staticfiles",
+            "django_rq",
+            "django_gptimage",
+        ],
+        MIDDLEWARE=[
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.middleware.common.CommonMiddleware",
+            "django.middleware.csrf.CsrfViewMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+            "django.contrib.messages.middleware.MessageMiddleware",
+        ],
+        TEMPLATES=[
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "APP_DIRS": True,
+                "OPTIONS": {
+                    "context_processors": [
+                        "django.template.context_processors.request",
+                        "django.contrib.auth.context_processors.auth",
+                        "django.contrib.messages.context_processors.messages",
+                    ]
+                },
+            }
+        ],
+        DATABASES={
+            "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.path.join(workdir, "db.sqlite3")}
+        },
+        STATIC_URL="/static/",
+        MEDIA_URL="/media/",
+        MEDIA_ROOT=os.path.join(workdir, "media"),
+        STORAGES={
+            "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        },
+        RQ_QUEUES={"default": {"URL": "redis://127.0.0.1:1/0"}},
+        GPTIMAGE={"PROVIDER": "offline", "RUN_MODE": "sync", "SPOOL_DIR": os.path.join(workdir, "spool")},
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+    )
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def fill(rows: int) -> list[Any]:
+    from django.db import transaction
+    from django.utils import timezone
+
+    from django_gptimage.models import GeneratedImage, ImageGeneration
+
+    words = ["lighthouse", "harbour", "poster", "festival", "forest", "city", "bicycle", "portrait", "night"]
+    now = timezone.now()
+    rng = random.Random(7)
+    ids: list[Any] = []
+    batch: list[ImageGeneration] = []
+    images: list[GeneratedImage] = []
+    with transaction.atomic():
+        for i in range(rows):
+            status = rng.choices(["succeeded", "failed", "running", "queued"], [85, 10, 3, 2])[0]
+            g = ImageGeneration(
+                id=uuid.uuid4(),
+                source="admin",
+                provider="offline",
+                model="gpt-image-2",
+                mode="text-to-image",
+                ratio="16:9",
+                tier="1K",
+                size="1344x768",
+                width=1344,
+                height=768,
+                quality="low",
+                output_format="png",
+                background="auto",
+                n=1,
+                prompt=" ".join(rng.choice(words) for _ in range(30)) + f" #{i}",
+                status=status,
+                phase="done" if status in ("succeeded", "failed") else status,
+                error_code="provider_error" if status == "failed" else "",
+                attempts=1,
+                provider_request_id=f"req_{uuid.uuid4().hex}",
+                estimated_cost="0.010000",
+                actual_cost="0.009000" if status == "succeeded" else None,
+                started_at=now - timedelta(seconds=rows - i + 20),
+                finished_at=now - timedelta(seconds=rows - i) if status in ("succeeded", "failed") else None,
+            )
+            batch.append(g)
+            ids.append(g.id)
+            if status == "succeeded" and i % 10 == 0:
+                for index in range(2):
+                    images.append(
+                        GeneratedImage(
+                            generation=g, index=index, file=f"gptimage/bench/{g.id}-{index}.png", width=1344,
+                            height=768, size_bytes=100_000, sha256="0" * 64, format="png",
+                        )
+                    )  # fmt: skip
+            if len(batch) >= 5000:
+                ImageGeneration.objects.bulk_create(batch)
+                GeneratedImage.objects.bulk_create(images)
+                batch, images = [], []
+        ImageGeneration.objects.bulk_create(batch)
+        GeneratedImage.objects.bulk_create(images)
+    # created_at is auto_now_add: spread it so the date hierarchy and ordering are realistic.
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE django_gptimage_imagegeneration SET created_at = started_at WHERE started_at IS NOT NULL"
+        )
+        cursor.execute("ANALYZE")
+    return ids
+
+
+def timed(client: Any, url: str, count: int) -> tuple[list[float], int]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    times = []
+    queries = 0
+    for _ in range(count):
+        with CaptureQueriesContext(connection) as ctx:
+            t0 = time.perf_counter()
+            response = client.get(url() if callable(url) else url)
+            times.append((time.perf_counter() - t0) * 1000)
+        assert response.status_code == 200, (response.status_code, response.content[:300])
+        queries = len(ctx.captured_queries)
+    return times, queries
+
+
+def report(name: str, times: list[float], queries: int) -> None:
+    times = sorted(times)
+    p95 = times[max(0, int(len(times) * 0.95) - 1)]
+    print(
+        f"{name:<34} p50 {statistics.median(times):7.1f} ms   p95 {p95:7.1f} ms   "
+        f"max {times[-1]:7.1f} ms   {queries} queries"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    workdir = tempfile.mkdtemp(prefix="gptimage-bench-admin-")
+    try:
+        configure(workdir)
+        from django.contrib.auth.models import Permission, User
+        from django.test import Client
+
+        t0 = time.perf_counter()
+        ids = fill(args.rows)
+        print(f"{args.rows:,} generations in {time.perf_counter() - t0:.0f} s (SQLite, {workdir})")
+        editor = User.objects.create_user("editor", password="pw", is_staff=True)
+        editor.user_permissions.add(*Permission.objects.filter(content_type__app_label="django_gptimage"))
+        client = Client()
+        client.force_login(editor)
+        rng = random.Random(3)
+
+        def status_url() -> str:
+            return f"/gptimage/generations/{rng.choice(ids)}/status/"
+
+        timed(client, status_url, 20)  # warm-up
+        report("status endpoint", *timed(client, status_url, args.requests))
+        history = "/admin/django_gptimage/imagegeneration/"
+        timed(client, history, 3)
+        report("history (first page)", *timed(client, history, max(20, args.requests // 5)))
+        # report("history (active)", *timed(client, history + "?status=active", max(20, args.requests // 5)))
+        report(
+            "history (search 'harbour')", *timed(client, history + "?q=harbour", max(20, args.requests // 5))
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
