@@ -16,7 +16,6 @@ from typing import Any
 
 from django_gptimage.conf import gptimage_settings
 from django_gptimage.domain.capabilities import BACKGROUNDS, MODES, get_capabilities
-from django_gptimage.domain.errors import ErrorCode, error_info
 from django_gptimage.domain.matrix import matrix
 from django_gptimage.domain.policy import Policy
 from django_gptimage.domain.pricing import (
@@ -81,36 +80,27 @@ def available_models(policy: Policy | None = None) -> list[str]:
     return out
 
 
-def _unlock_rule(user: Any, tier: str) -> str:
-    """How ``tier`` is unlocked: the access resolver's ``unlock_rule(user, tier)`` when it has one."""
-    from django.utils.module_loading import import_string
-
-    path = gptimage_settings.ACCESS_RESOLVER
-    resolver = import_string(path) if isinstance(path, str) and path else path
-    rule = getattr(resolver, "unlock_rule", None)
-    if callable(rule):
-        text = rule(user, tier)
-        if text:
-            return str(text)
-    return error_info(ErrorCode.ACCESS_DENIED).message
-
-
 def option_matrix(user: Any = None, model: str | None = None) -> dict[str, Any]:
     """Every choice an editor can make, with allowed/reason per ratio x tier x mode cell.
 
     ``model`` limits the result to that model (default: every model the site allows). Cells the
     site allows but ``user`` has not unlocked are ``locked`` with the ``unlock`` rule.
     """
-    from django_gptimage.service import allowed_tiers_for
+    from django_gptimage.service import access_for
 
     site = gptimage_settings.policy
-    unlocked = allowed_tiers_for(user)
+    access = access_for(user)
+    mine = site if access is None else access.narrow(site)
     models = [model] if model else available_models(site)
-    locked_rules = {
-        tier: _unlock_rule(user, tier)
-        for tier in site.effective_tiers()
-        if unlocked is not None and tier not in unlocked
-    }
+
+    def locked(field: str, values: Sequence[Any], allowed: Sequence[Any]) -> dict[str, str]:
+        # What the site offers but this user's access does not, with how to unlock it.
+        if access is None:
+            return {}
+        return {str(v): access.denied_message(field, v, site) for v in values if v not in allowed}
+
+    locked_rules = locked("tier", site.effective_tiers(), mine.effective_tiers())
+    locked_models = locked("model", models, [m for m in models if mine.allows_model(m)])
     out_models: dict[str, Any] = {}
     for name in models:
         caps = get_capabilities(name)
@@ -129,13 +119,16 @@ def option_matrix(user: Any = None, model: str | None = None) -> dict[str, Any]:
                 cell.update(allowed=False, locked=True, reason=locked_rules[row.tier])
             cells.setdefault(row.mode, {}).setdefault(row.ratio, {})[row.tier] = cell
         prices = prices_for(name, gptimage_settings.PRICES)
+        qualities = site.effective_qualities(caps)
         out_models[name] = {
+            "locked": locked_models.get(name, ""),
             "modes": list(site.effective_modes(caps)),
-            "qualities": list(site.effective_qualities(caps)),
+            "qualities": list(qualities),
+            "locked_qualities": locked("quality", qualities, mine.effective_qualities(caps)),
             "formats": list(site.effective_formats(caps)),
             "backgrounds": list(caps.backgrounds),
             "transparent_formats": list(caps.transparent_formats),
-            "max_n": site.effective_max_n(caps),
+            "max_n": mine.effective_max_n(caps),
             "max_prompt_chars": caps.max_prompt_chars,
             "max_input_images": caps.max_input_images,
             "cells": cells,
@@ -162,7 +155,8 @@ def option_matrix(user: Any = None, model: str | None = None) -> dict[str, Any]:
             "n": 1,
         },
         "access": {
-            "tiers": list(site.effective_tiers() if unlocked is None else unlocked),
+            "plan": access.plan_label or access.plan if access else "",
+            "tiers": list(mine.effective_tiers()),
             "locked": locked_rules,
         },
         "estimate": {

@@ -9,6 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
+from django_gptimage.access.plans import assign
 from django_gptimage.forms import GenerationForm
 from django_gptimage.models import ImageGeneration
 from django_gptimage.service import estimate, request_generation
@@ -110,13 +111,15 @@ def test_references_in_text_to_image_mode_are_refused() -> None:
     ]
 
 
-def test_locked_tier_uses_the_users_access(settings: Any, django_user_model: Any) -> None:
-    settings.GPTIMAGE = {**settings.GPTIMAGE, "ACCESS_RESOLVER": "tests.test_forms.free_plan"}
-    user = django_user_model.objects.create_user("free")
+def test_locked_tier_uses_the_users_access(django_user_model: Any) -> None:
+    user = django_user_model.objects.create_user("free")  # the default plan: free, 1K only
     form = GenerationForm(data=data(tier="2K"), user=user)
     assert not form.is_valid()
-    assert form.errors["tier"] == ["2K is not unlocked here; choose one of 1K."]
+    assert len(form.errors["tier"]) == 1
+    assert "2K" in form.errors["tier"][0] and "Paid" in form.errors["tier"][0]  # the unlock rule
     assert GenerationForm(data=data(tier="1K"), user=user).is_valid()
+    assign(user, "paid")
+    assert GenerationForm(data=data(tier="2K"), user=user).is_valid()
 
 
 def test_an_unknown_choice_is_djangos_choice_error_and_the_service_is_not_asked() -> None:
@@ -150,7 +153,3 @@ def test_the_ratio_and_tier_pickers_draw_shapes_and_sizes() -> None:
     assert "width:17px;height:30px" in html  # 9:16 drawn tall
     tiers = str(GenerationForm()["tier"])
     assert "3840 px" in tiers and 'value="4K"' in tiers
-
-
-def free_plan(user: Any) -> tuple[str, ...]:
-    return ("1K",)

@@ -8,21 +8,19 @@ from typing import Any
 
 import pytest
 
+from django_gptimage.access.resolver import Access
 from django_gptimage.domain.pricing import estimate_cost
 from django_gptimage.domain.sizes import RATIOS, TIERS
 from django_gptimage.options import format_cost
 from django_gptimage.service import GenerationRefused, estimate, option_matrix
 
 
-def free_plan(user: Any) -> tuple[str, ...]:
-    return ("1K",)
-
-
-def free_plan_with_rule(user: Any) -> tuple[str, ...]:
-    return ("1K",)
-
-
-free_plan_with_rule.unlock_rule = lambda user, tier: f"{tier} needs a paid plan; ask the editor-in-chief."  # type: ignore[attr-defined]
+def editor_in_chief(user: Any) -> Access:
+    return Access(
+        tiers=("1K",),
+        qualities=("low", "medium"),
+        explain=lambda field, value, policy: f"{value} needs a paid plan; ask the editor-in-chief.",
+    )
 
 
 def test_every_cell_is_there_and_json_ready() -> None:
@@ -52,22 +50,34 @@ def test_site_policy_refusals_say_so(settings: Any) -> None:
     assert matrix["access"]["locked"] == {}
 
 
-def test_locked_tiers_carry_the_unlock_rule(settings: Any) -> None:
-    settings.GPTIMAGE = {**settings.GPTIMAGE, "ACCESS_RESOLVER": "tests.test_options.free_plan"}
-    matrix = option_matrix(user=None)
+@pytest.mark.django_db
+def test_locked_tiers_carry_the_plans_unlock_rule(django_user_model: Any) -> None:
+    from django_gptimage.access.plans import assign
+
+    user = django_user_model.objects.create_user("free")  # the default plan: free, 1K only
+    matrix = option_matrix(user)
     cell = matrix["models"]["gpt-image-2"]["cells"]["text-to-image"]["16:9"]["2K"]
     assert cell["locked"] and not cell["allowed"]
-    assert (
-        cell["reason"] == "This resolution is not unlocked for your account. Choose 1K or ask for an upgrade."
-    )
+    assert "Paid" in cell["reason"] and cell["reason"] == matrix["access"]["locked"]["2K"]
     assert set(matrix["access"]["locked"]) == {"2K", "4K"}
     assert matrix["access"]["tiers"] == ["1K"]
     # A cell the model refuses anyway is not "locked": unlocking would not help.
     assert not matrix["models"]["gpt-image-2"]["cells"]["text-to-image"]["1:1"]["4K"]["locked"]
+    assign(user, "paid")
+    paid = option_matrix(user)
+    assert paid["access"]["locked"] == {}
+    assert paid["models"]["gpt-image-2"]["cells"]["text-to-image"]["16:9"]["4K"]["allowed"]
 
-    settings.GPTIMAGE = {**settings.GPTIMAGE, "ACCESS_RESOLVER": "tests.test_options.free_plan_with_rule"}
+
+def test_a_resolvers_own_rule_and_locked_qualities(settings: Any) -> None:
+    settings.GPTIMAGE = {**settings.GPTIMAGE, "ACCESS_RESOLVER": "tests.test_options.editor_in_chief"}
     matrix = option_matrix()
     assert matrix["access"]["locked"]["4K"] == "4K needs a paid plan; ask the editor-in-chief."
+    model = matrix["models"]["gpt-image-2"]
+    assert model["locked_qualities"] == {
+        "high": "high needs a paid plan; ask the editor-in-chief.",
+        "auto": "auto needs a paid plan; ask the editor-in-chief.",
+    }
 
 
 def test_one_model_or_the_allowed_ones(settings: Any) -> None:

@@ -219,15 +219,22 @@
     this.why("ratio", ratioWhy);
 
     // Quality, format, background from the model; transparent needs PNG or WebP.
+    var lockedQ = m.locked_qualities || {};
     [["quality", m.qualities], ["output_format", m.formats]].forEach(function (pair) {
       self.inputs(pair[0]).forEach(function (el) {
         var opts = el.tagName === "SELECT" ? Array.prototype.slice.call(el.options) : [el];
         opts.forEach(function (o) {
           var ok = pair[1].indexOf(o.value) !== -1;
-          self.setOption(o, ok, ok ? "" : o.value + " is not offered for " + v.model + " on this site.");
+          var reason = ok ? "" : o.value + " is not offered for " + v.model + " on this site.";
+          if (ok && pair[0] === "quality" && lockedQ[o.value]) {
+            ok = false;
+            reason = lockedQ[o.value];
+          }
+          self.setOption(o, ok, reason, pair[0] === "quality" && !!lockedQ[o.value]);
         });
       });
     });
+    this.why("quality", lockedQ[v.quality] ? v.quality + ": " + lockedQ[v.quality] : "");
     var bgWhy = "";
     this.inputs("background").forEach(function (el) {
       var opts = el.tagName === "SELECT" ? Array.prototype.slice.call(el.options) : [el];
