@@ -10,3 +10,6 @@ class GptImageConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from .cleanup import register_signal_handlers
+
+        register_signal_handlers()

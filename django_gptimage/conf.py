@@ -472,6 +472,15 @@ class Settings:
         doc="Placeholders: `{id}`, `{role}` (`image` or `mask`), `{index}`, `{ext}`.",
         example='"INPUT_UPLOAD_TO": "gptimage-inputs/{id}/{role}-{index}.{ext}"',
     )
+    KEEP_FILES_ON_DELETE = Flag(
+        False,
+        "Whether deleting a generation leaves its stored images, inputs and preview in storage.",
+        section=STORAGE_SECTION,
+        doc="By default the files go with the record (after the deleting transaction commits; a file "
+        "already missing is no error). Set `True` when storage keeps its own retention or audit copy. "
+        "Images applied to an object's field are copies in that field's storage and are never deleted.",
+        example='"KEEP_FILES_ON_DELETE": True',
+    )
     SPOOL_DIR = OptionalText(
         None,
         "Local directory where paid-for image bytes are kept until they are safely in storage.",

@@ -83,6 +83,15 @@ def status_line(generation: ImageGeneration) -> str:
     return f"{g.get_status_display()}: {g.get_phase_display()}"
 
 
+def _detail(recorded: str, message: str) -> str:
+    """The part of the recorded error message that the code's own message does not say."""
+    if recorded.startswith(message):
+        recorded = recorded[len(message) :].strip()
+        if recorded.startswith("(") and recorded.endswith(")"):
+            recorded = recorded[1:-1]
+    return recorded.strip()
+
+
 def _elapsed(generation: ImageGeneration) -> float:
     start = generation.started_at or generation.created_at
     end = generation.finished_at or timezone.now()
@@ -114,7 +123,7 @@ def generation_status(generation: ImageGeneration) -> dict[str, Any]:
         error = {
             "code": str(g.error_code),
             "message": info.message,  # the code's own editor message
-            "detail": g.error_message if g.error_message != info.message else "",  # what the service said
+            "detail": _detail(g.error_message, info.message),  # what the service said, if more
             "next_action": str(step.action),
             "next_step": step.text,
             "retryable": retryable,

@@ -38,7 +38,7 @@ def test_retry_action_queues_the_generation_again(
     generation = failed_generation(gptimage_openai)
     response = post_action(admin_client, "retry_selected", generation)
     assert response.status_code == 200
-    assert "1 generation(s) queued again." in response.content.decode()
+    assert "1 queued again." in response.content.decode()
     generation.refresh_from_db()
     assert generation.status == Status.QUEUED and generation.error_code == ""
     assert queue_mode.count == 1
@@ -61,7 +61,7 @@ def test_cancel_action_cancels_a_queued_generation(admin_client: Any, queue_mode
     generation = request_generation(prompt="Not needed after all")
     assert queue_mode.count == 1
     response = post_action(admin_client, "cancel_selected", generation)
-    assert "1 generation(s) canceled." in response.content.decode()
+    assert "1 canceled before it was sent." in response.content.decode()
     generation.refresh_from_db()
     assert generation.status == Status.CANCELED
     assert queue_mode.count == 0

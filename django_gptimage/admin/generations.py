@@ -1,167 +1,251 @@
-"""A read-mostly history of generations with retry and cancel actions.
+"""The generation history and the editor's workspace around it.
 
-Thin on purpose: everything it does goes through the service API, so the richer admin
-workspace can build on the same calls.
+- the changelist: thumbnails, a coloured status badge with text, sizes, cost, who, when, target;
+  filters (status incl. "active"), search by prompt, our id or the provider's request id;
+- the add view is the generate page (``GenerationForm``), the change view is the generation's
+  page (outcome, large images, live updates through the status endpoint, attempts timeline);
+- actions: retry, cancel, duplicate, compare, download originals (a streamed zip), delete (the
+  stored files go too, unless ``KEEP_FILES_ON_DELETE``).
+
+Every page is a thin caller of the service API (``django_gptimage.service``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.contrib import admin
+from django.db.models import Prefetch, Q, QuerySet
 from django.http import HttpRequest
-from django.utils.html import format_html, format_html_join
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
-from django_gptimage.models import GeneratedImage, GenerationAttempt, GenerationInput, ImageGeneration, Status
-from django_gptimage.service import (
-    GenerationNotRetryable,
-    QueueUnavailable,
-    cancel_generation,
-    retry_generation,
-)
+from django_gptimage.admin import workspace
+from django_gptimage.admin.actions import HistoryActionsMixin
+from django_gptimage.domain.errors import ErrorCode
+from django_gptimage.models import GeneratedImage, ImageGeneration, Status
+from django_gptimage.options import format_cost
+from django_gptimage.status import image_url, status_line
+
+ACTIVE = "active"
 
 
-class GeneratedImageInline(admin.TabularInline):
-    model = GeneratedImage
-    extra = 0
-    can_delete = False
-    fields = ("preview", "file", "width", "height", "format", "size_bytes", "sha256")
-    readonly_fields = fields
+class StatusFilter(admin.SimpleListFilter):
+    title = _("status")
+    parameter_name = "status"
 
-    @admin.display(description=_("Image"))
-    def preview(self, obj: GeneratedImage) -> str:
-        if not obj.file:
-            return "-"
-        return format_html(
-            '<a href="{0}" target="_blank"><img src="{0}" alt="" class="gptimage-thumb" '
-            'style="max-width:160px;max-height:120px"></a>',
-            obj.file.url,
-        )
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [(ACTIVE, _("Active (queued or running)")), *Status.choices]
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[ImageGeneration]
+    ) -> QuerySet[ImageGeneration]:
+        value = self.value()
+        if value == ACTIVE:
+            return queryset.filter(status__in=(Status.QUEUED, Status.RUNNING))
+        if value in Status.values:
+            return queryset.filter(status=value)
+        return queryset
 
 
-class GenerationInputInline(admin.TabularInline):
-    model = GenerationInput
-    extra = 0
-    can_delete = False
-    fields = ("role", "index", "original_name", "file", "format", "width", "height", "size_bytes")
-    readonly_fields = fields
+class ErrorCodeFilter(admin.SimpleListFilter):
+    title = _("error code")
+    parameter_name = "error_code"
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        # The closed list of codes: no DISTINCT over the whole history to build the filter.
+        return [(c.value, c.value) for c in ErrorCode]
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[ImageGeneration]
+    ) -> QuerySet[ImageGeneration]:
+        return queryset.filter(error_code=self.value()) if self.value() else queryset
 
 
-class GenerationAttemptInline(admin.TabularInline):
-    model = GenerationAttempt
-    extra = 0
-    can_delete = False
-    fields = (
-        "number", "started_at", "finished_at", "outcome", "http_status", "provider_request_id",
-        "retry_after", "will_retry", "maybe_billed", "worker", "error_message",
-    )  # fmt: skip
-    readonly_fields = fields
+class TierFilter(admin.SimpleListFilter):
+    title = _("resolution tier")
+    parameter_name = "tier"
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(t, t) for t in ("1K", "2K", "4K")]
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[ImageGeneration]
+    ) -> QuerySet[ImageGeneration]:
+        return queryset.filter(tier=self.value()) if self.value() else queryset
+
+
+class ModelFilter(admin.SimpleListFilter):
+    title = _("model")
+    parameter_name = "model"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        from django_gptimage.options import available_models
+
+        return [(m, m) for m in available_models()]
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[ImageGeneration]
+    ) -> QuerySet[ImageGeneration]:
+        return queryset.filter(model=self.value()) if self.value() else queryset
+
+
+class RequestedByFilter(admin.SimpleListFilter):
+    """ "Mine" or another user who has generated (people, not a list of every account)."""
+
+    title = _("requested by")
+    parameter_name = "requested_by"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        from django.contrib.auth import get_user_model
+
+        users = get_user_model().objects.filter(is_staff=True).order_by(get_user_model().USERNAME_FIELD)[:50]
+        return [("me", _("Me")), *((str(u.pk), str(u)) for u in users)]
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[ImageGeneration]
+    ) -> QuerySet[ImageGeneration]:
+        value = self.value()
+        if value == "me":
+            return queryset.filter(requested_by=request.user)
+        if value and value.isdigit():
+            return queryset.filter(requested_by_id=int(value))
+        return queryset
 
 
 @admin.register(ImageGeneration)
-class ImageGenerationAdmin(admin.ModelAdmin):
-    list_display = ("short_prompt", "status", "phase", "ratio", "tier", "size", "quality", "model", "requested_by",
-                    "created_at", "error_code", "actual_cost")  # fmt: skip
-    list_filter = ("status", "error_code", "tier", "ratio", "model", "source")
-    search_fields = ("prompt", "id", "provider_request_id")
-    date_hierarchy = "created_at"
-    inlines = (GeneratedImageInline, GenerationInputInline, GenerationAttemptInline)
-    actions = ("retry_selected", "cancel_selected")
-    readonly_fields = [f.name for f in ImageGeneration._meta.fields] + ["outcome"]
-    fieldsets = (
-        (None, {"fields": ("outcome", "prompt", "status", "phase", "error_code", "error_message")}),
-        (
-            _("Request"),
-            {
-                "fields": (
-                    "requested_by",
-                    "source",
-                    "provider",
-                    "model",
-                    "mode",
-                    "ratio",
-                    "tier",
-                    "size",
-                    "width",
-                    "height",
-                    "quality",
-                    "output_format",
-                    "output_compression",
-                    "background",
-                    "n",
-                )
-            },
-        ),  # fmt: skip
-        (
-            _("Record"),
-            {
-                "fields": (
-                    "id",
-                    "provider_request_id",
-                    "created_at",
-                    "started_at",
-                    "finished_at",
-                    "attempts",
-                    "next_attempt_at",
-                    "estimated_cost",
-                    "actual_cost",
-                    "usage",
-                    "worker",
-                    "heartbeat_at",
-                    "spool_dir",
-                    "preview",
-                    "cancel_requested",
-                    "metadata",
-                )
-            },
-        ),  # fmt: skip
-    )
+class ImageGenerationAdmin(HistoryActionsMixin, workspace.GenerationWorkspaceMixin, admin.ModelAdmin):
+    list_display = (
+        "thumbnail", "summary", "status_badge", "size_label", "cost", "when",
+    )  # fmt: skip
+    list_display_links = ("thumbnail", "summary")
+    list_filter = (StatusFilter, ErrorCodeFilter, ModelFilter, TierFilter, RequestedByFilter, "created_at")
+    search_fields = ("prompt",)
+    search_help_text = _("Search the prompt, or paste our id or the image service's request id.")
+    list_per_page = 50
+    show_full_result_count = False  # "x of 100,000" costs a second COUNT over the whole history
+    list_select_related = ("requested_by",)
+    ordering = ("-created_at",)
+    actions = (
+        "retry_selected", "cancel_selected", "duplicate_selected", "compare_selected",
+        "download_originals", "delete_selected",
+    )  # fmt: skip
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    class Media:
+        css = {"all": ["django_gptimage/css/options.css", "django_gptimage/css/admin.css"]}
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ImageGeneration]:
+        images = GeneratedImage.objects.only("id", "generation_id", "index", "file", "width", "height")
+        return (
+            super()
+            .get_queryset(request)
+            .defer("usage", "metadata", "error_message", "spool_dir")
+            .prefetch_related(Prefetch("images", queryset=images))
+        )
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[ImageGeneration], search_term: str
+    ) -> tuple[QuerySet[ImageGeneration], bool]:
+        import uuid
+
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        try:
+            return queryset.filter(pk=uuid.UUID(term)), False
+        except ValueError:
+            pass
+        if term.startswith("req_") or (" " not in term and len(term) > 20 and not term.isalpha()):
+            by_request = queryset.filter(provider_request_id=term)
+            if by_request.exists():
+                return by_request, False
+        return queryset.filter(Q(prompt__icontains=term) | Q(provider_request_id=term)), False
+
+    # -- columns ---------------------------------------------------------------------------
+
+    @admin.display(description=_("Image"))
+    def thumbnail(self, obj: ImageGeneration) -> str:
+        images = list(obj.images.all())
+        if images:
+            first = images[0]
+            more = (
+                format_html('<span class="gptimage-more">+{}</span>', len(images) - 1)
+                if len(images) > 1
+                else ""
+            )
+            return format_html(
+                '<span class="gptimage-thumb-wrap"><img src="{}" alt="" class="gptimage-thumb" loading="lazy" '
+                'width="{}" height="{}">{}</span>',
+                image_url(first.file.name) or "",
+                first.width,
+                first.height,
+                more,
+            )
+        return mark_safe('<span class="gptimage-thumb gptimage-thumb-empty" aria-hidden="true"></span>')
 
     @admin.display(description=_("Prompt"), ordering="prompt")
-    def short_prompt(self, obj: ImageGeneration) -> str:
-        return obj.prompt if len(obj.prompt) <= 70 else obj.prompt[:69] + "…"
+    def summary(self, obj: ImageGeneration) -> str:
+        return format_html(
+            '<span class="gptimage-prompt-cell" title="{}">{}</span>',
+            Truncator(obj.prompt).chars(300),
+            Truncator(" ".join(obj.prompt.split())).chars(90),
+        )
 
-    @admin.display(description=_("Outcome"))
-    def outcome(self, obj: ImageGeneration) -> str:
-        lines = [(obj.get_status_display(),), (obj.editor_message,)]
-        return format_html_join("", "<p>{}</p>", lines)
+    @admin.display(description=_("Status"), ordering="status")
+    def status_badge(self, obj: ImageGeneration) -> str:
+        return badge(obj)
 
-    @admin.action(description=_("Retry selected failed generations"))
-    def retry_selected(self, request: HttpRequest, queryset: QuerySet[ImageGeneration]) -> None:
-        done = 0
-        for generation in queryset.filter(status=Status.FAILED):
-            try:
-                retry_generation(generation)
-                done += 1
-            except GenerationNotRetryable as exc:
-                self.message_user(request, f"{generation.pk}: {exc}", messages.WARNING)
-            except QueueUnavailable as exc:
-                self.message_user(request, str(exc), messages.ERROR)
-                break  # the others would fail the same way
-        if done:
-            self.message_user(request, _("%(n)d generation(s) queued again.") % {"n": done}, messages.SUCCESS)
+    @admin.display(description=_("Size"), ordering="tier")
+    def size_label(self, obj: ImageGeneration) -> str:
+        size = f"{obj.width}×{obj.height}" if obj.width and obj.height else obj.size
+        return format_html(
+            '<span class="gptimage-nowrap">{} · {}</span><br><small class="gptimage-quiet gptimage-nowrap" title="{}">{}</small>',
+            obj.ratio,
+            obj.tier,
+            obj.model,
+            size,
+        )
 
-    @admin.action(description=_("Cancel selected generations"))
-    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[ImageGeneration]) -> None:
-        count = 0
-        for generation in queryset.filter(status__in=(Status.QUEUED, Status.RUNNING)):
-            cancel_generation(generation)
-            count += 1
-        self.message_user(request, _("%(n)d generation(s) canceled.") % {"n": count}, messages.SUCCESS)
+    @admin.display(description=_("Cost"), ordering="actual_cost")
+    def cost(self, obj: ImageGeneration) -> str:
+        if obj.actual_cost is not None:
+            return format_html('<span class="gptimage-nowrap">{}</span>', format_cost(obj.actual_cost))
+        if obj.estimated_cost is not None:
+            return format_html(
+                '<span class="gptimage-nowrap gptimage-quiet" title="{}">≈ {}</span>',
+                _("estimated before sending"),
+                format_cost(obj.estimated_cost),
+            )
+        return "-"
+
+    @admin.display(description=_("When · who · took"), ordering="created_at")
+    def when(self, obj: ImageGeneration) -> str:
+        took = "-"
+        if obj.started_at and obj.finished_at:
+            seconds = (obj.finished_at - obj.started_at).total_seconds()
+            took = f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+        created = timezone.localtime(obj.created_at)
+        return format_html(
+            '<span class="gptimage-nowrap" title="{}">{}</span><br><small class="gptimage-quiet">{} · {}</small>',
+            created.isoformat(timespec="seconds"),
+            date_format(created, "SHORT_DATETIME_FORMAT"),
+            obj.requested_by or _("nobody"),
+            took,
+        )
+
+
+def badge(generation: ImageGeneration) -> str:
+    """A coloured badge that also carries the status (and error code) as text."""
+    label = generation.get_status_display()
+    code = generation.error_code if generation.status == Status.FAILED else ""
+    return format_html(
+        '<span class="gptimage-badge gptimage-badge-{}" title="{}">{}</span>{}',
+        generation.status,
+        status_line(generation) if generation.status != Status.SUCCEEDED else label,
+        label,
+        format_html('<br><code class="gptimage-code">{}</code>', code) if code else "",
+    )
