@@ -216,7 +216,7 @@ def main() -> None:
         history = "/admin/django_gptimage/imagegeneration/"
         timed(client, history, 3)
         report("history (first page)", *timed(client, history, max(20, args.requests // 5)))
-        # report("history (active)", *timed(client, history + "?status=active", max(20, args.requests // 5)))
+        report("history (active)", *timed(client, history + "?status=active", max(20, args.requests // 5)))
         report(
             "history (search 'harbour')", *timed(client, history + "?q=harbour", max(20, args.requests // 5))
         )

@@ -21,7 +21,6 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
-from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
 from django_gptimage.admin import workspace
@@ -189,10 +188,9 @@ class ImageGenerationAdmin(HistoryActionsMixin, workspace.GenerationWorkspaceMix
 
     @admin.display(description=_("Prompt"), ordering="prompt")
     def summary(self, obj: ImageGeneration) -> str:
+        # Plain slicing: Truncator normalises every character, the slowest part of a page.
         return format_html(
-            '<span class="gptimage-prompt-cell" title="{}">{}</span>',
-            Truncator(obj.prompt).chars(300),
-            Truncator(" ".join(obj.prompt.split())).chars(90),
+            '<span class="gptimage-prompt-cell" title="{}">{}</span>', cut(obj.prompt, 300), cut(obj.prompt, 90)
         )
 
     @admin.display(description=_("Status"), ordering="status")
@@ -236,6 +234,12 @@ class ImageGenerationAdmin(HistoryActionsMixin, workspace.GenerationWorkspaceMix
             obj.requested_by or _("nobody"),
             took,
         )
+
+
+def cut(text: str, length: int) -> str:
+    """``text`` on one line, at most ``length`` characters, "…" when cut."""
+    line = " ".join(text[: length * 2].split())
+    return line if len(line) <= length else line[: length - 1].rstrip() + "…"
 
 
 def badge(generation: ImageGeneration) -> str:

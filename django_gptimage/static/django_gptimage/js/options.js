@@ -125,7 +125,10 @@
       label.classList.toggle("gptimage-disabled", !allowed);
       label.classList.toggle("gptimage-locked", !!locked);
       var lock = label.querySelector(".gptimage-lock");
-      if (lock) lock.hidden = !locked;
+      if (lock) {
+        if (locked) lock.removeAttribute("hidden");
+        else lock.setAttribute("hidden", "");
+      }
     }
   };
 
@@ -201,7 +204,7 @@
       if (!ok) tierNotes.push(el.value + (c && c.locked ? " (locked)" : "") + ": " + reason);
     });
     var locked = Object.keys(mx.access.locked || {});
-    this.why("tier", tierNotes.join(" "));
+    this.why("tier", tierNotes.join("\n"));
 
     var offRatios = [];
     this.inputs("ratio").forEach(function (el) {
@@ -214,7 +217,7 @@
     if (offRatios.length) {
       ratioWhy = "Not available at " + v.tier + ": " + offRatios.join(", ") + ".";
       var last = this.lastReason.ratio;
-      ratioWhy += last ? " " + last : " Point at a greyed-out shape to see why.";
+      ratioWhy += last ? "\n" + last : " Point at a greyed-out shape to see why.";
     }
     this.why("ratio", ratioWhy);
 
