@@ -24,6 +24,14 @@ def user_with_view(django_user_model: Any, name: str, *, staff: bool = False) ->
     return user
 
 
+def made_by(user: Any, prompt: str) -> ImageGeneration:
+    """A finished generation recorded as ``user``'s (who may lack the permission to generate)."""
+    generation = request_generation(prompt=prompt, quality="low")
+    ImageGeneration.objects.filter(pk=generation.pk).update(requested_by=user)
+    generation.refresh_from_db()
+    return generation
+
+
 def test_a_finished_generation_reports_its_images(admin_client: Any) -> None:
     generation = request_generation(prompt="Two lighthouses", quality="low", n=2, ratio="16:9")
     response = admin_client.get(url(generation))
@@ -85,7 +93,7 @@ def test_anonymous_gets_401_json(client: Any) -> None:
 
 def test_without_view_permission_403(client: Any, django_user_model: Any) -> None:
     user = django_user_model.objects.create_user("nobody", password="pw", is_staff=True)
-    generation = request_generation(prompt="Private", quality="low", user=user)
+    generation = made_by(user, "Private")
     client.force_login(user)
     assert client.get(url(generation)).status_code == 403
 
@@ -93,8 +101,8 @@ def test_without_view_permission_403(client: Any, django_user_model: Any) -> Non
 def test_non_staff_see_only_their_own(client: Any, django_user_model: Any) -> None:
     alice = user_with_view(django_user_model, "alice")
     bob = user_with_view(django_user_model, "bob")
-    mine = request_generation(prompt="Alice's", quality="low", user=alice)
-    theirs = request_generation(prompt="Bob's", quality="low", user=bob)
+    mine = made_by(alice, "Alice's")
+    theirs = made_by(bob, "Bob's")
     client.force_login(alice)
     assert client.get(url(mine)).status_code == 200
     response = client.get(url(theirs))
@@ -105,7 +113,7 @@ def test_non_staff_see_only_their_own(client: Any, django_user_model: Any) -> No
 def test_staff_with_view_permission_see_everyones(client: Any, django_user_model: Any) -> None:
     editor = user_with_view(django_user_model, "editor", staff=True)
     other = user_with_view(django_user_model, "other")
-    generation = request_generation(prompt="Someone else's", quality="low", user=other)
+    generation = made_by(other, "Someone else's")
     client.force_login(editor)
     assert client.get(url(generation)).json()["id"] == str(generation.pk)
 
@@ -126,8 +134,8 @@ def test_constant_queries_whatever_the_number_of_images(
     client: Any, django_user_model: Any, django_assert_num_queries: Any
 ) -> None:
     user = user_with_view(django_user_model, "counter", staff=True)
-    one = request_generation(prompt="One", quality="low", n=1, user=user)
-    four = request_generation(prompt="Four", quality="low", n=4, user=user)
+    one = made_by(user, "One")
+    four = request_generation(prompt="Four", quality="low", n=4)
     client.force_login(user)
     client.get(url(one))  # warm the session and the permission cache of this request path
     # session + user + 2 permission lookups + the record + its images
