@@ -190,7 +190,9 @@ class ImageGenerationAdmin(HistoryActionsMixin, workspace.GenerationWorkspaceMix
     def summary(self, obj: ImageGeneration) -> str:
         # Plain slicing: Truncator normalises every character, the slowest part of a page.
         return format_html(
-            '<span class="gptimage-prompt-cell" title="{}">{}</span>', cut(obj.prompt, 300), cut(obj.prompt, 90)
+            '<span class="gptimage-prompt-cell" title="{}">{}</span>',
+            cut(obj.prompt, 300),
+            cut(obj.prompt, 90),
         )
 
     @admin.display(description=_("Status"), ordering="status")

@@ -45,7 +45,10 @@ def test_generate_and_watch_it_finish_without_a_reload(
     expected = estimate(ratio="16:9", tier="2K", quality="low", prompt=editor.input_value("#id_prompt"))
     cost = editor.locator('[data-gptimage-out="cost"]')
     assert cost.inner_text() == expected.display
-    assert editor.locator('[data-gptimage-out="size"]').inner_text() == f"{expected.width} × {expected.height} px"
+    assert (
+        editor.locator('[data-gptimage-out="size"]').inner_text()
+        == f"{expected.width} × {expected.height} px"
+    )
     editor.select_option("#id_quality", "high")
     assert cost.inner_text() != expected.display  # the estimate follows the options
     assert cost.inner_text().endswith(" USD")
@@ -111,7 +114,9 @@ def test_retry_a_failed_generation(
 ) -> None:
     settings.GPTIMAGE = {**settings.GPTIMAGE, "MAX_ATTEMPTS": 1}
     gptimage_openai.add_fault("server_error")  # the loopback server fails once, then answers
-    generation = request_generation(prompt="A harbour at night", quality="low", run_mode="sync", user=editor.user)
+    generation = request_generation(
+        prompt="A harbour at night", quality="low", run_mode="sync", user=editor.user
+    )
     assert generation.status == Status.FAILED
     editor.visit(page_of(generation))
     failure = editor.locator(".gptimage-failure")

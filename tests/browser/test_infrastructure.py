@@ -36,7 +36,7 @@ def test_a_generation_runs_on_the_thread_worker_and_its_image_is_served(
         what="the generation to succeed on the thread worker",
     )
     admin_page.visit(f"/admin/django_gptimage/imagegeneration/{generation.pk}/change/")
-    image = admin_page.locator("img.gptimage-thumb").first
+    image = admin_page.locator(".gptimage-result img").first  # the generation page shows its images large
     image.wait_for()
     # Loaded from MEDIA_URL through the live server: a decoded, non-empty image.
     wait_for(lambda: admin_page.evaluate("(img) => img.naturalWidth", image.element_handle()) > 0, timeout=20)
