@@ -17,6 +17,7 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
@@ -116,18 +117,47 @@ class RequestedByFilter(admin.SimpleListFilter):
         return queryset
 
 
+class TargetTypeFilter(admin.SimpleListFilter):
+    title = _("target")
+    parameter_name = "target"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        from django.apps import apps
+        from django.contrib.contenttypes.models import ContentType
+        from django.db import models
+
+        found = [
+            m for m in apps.get_models()
+            if m._meta.app_label != "django_gptimage" and any(isinstance(f, models.FileField) for f in m._meta.fields)
+        ]  # fmt: skip
+        types = ContentType.objects.get_for_models(*found) if found else {}
+        return [("none", _("No target")), *((str(ct.pk), ct.name) for ct in sorted(types.values(), key=str))]
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[ImageGeneration]
+    ) -> QuerySet[ImageGeneration]:
+        value = self.value()
+        if value == "none":
+            return queryset.filter(target_content_type=None)
+        if value and value.isdigit():
+            return queryset.filter(target_content_type_id=int(value))
+        return queryset
+
+
 @admin.register(ImageGeneration)
 class ImageGenerationAdmin(HistoryActionsMixin, workspace.GenerationWorkspaceMixin, admin.ModelAdmin):
     list_display = (
         "thumbnail", "summary", "status_badge", "size_label", "cost", "when",
     )  # fmt: skip
     list_display_links = ("thumbnail", "summary")
-    list_filter = (StatusFilter, ErrorCodeFilter, ModelFilter, TierFilter, RequestedByFilter, "created_at")
+    list_filter = (
+        StatusFilter, ErrorCodeFilter, ModelFilter, TierFilter, RequestedByFilter, TargetTypeFilter, "created_at",
+    )  # fmt: skip
     search_fields = ("prompt",)
     search_help_text = _("Search the prompt, or paste our id or the image service's request id.")
     list_per_page = 50
     show_full_result_count = False  # "x of 100,000" costs a second COUNT over the whole history
-    list_select_related = ("requested_by",)
+    list_select_related = ("requested_by", "target_content_type")
     ordering = ("-created_at",)
     actions = (
         "retry_selected", "cancel_selected", "duplicate_selected", "compare_selected",
@@ -190,9 +220,10 @@ class ImageGenerationAdmin(HistoryActionsMixin, workspace.GenerationWorkspaceMix
     def summary(self, obj: ImageGeneration) -> str:
         # Plain slicing: Truncator normalises every character, the slowest part of a page.
         return format_html(
-            '<span class="gptimage-prompt-cell" title="{}">{}</span>',
+            '<span class="gptimage-prompt-cell" title="{}">{}</span>{}',
             cut(obj.prompt, 300),
             cut(obj.prompt, 90),
+            target_line(obj),
         )
 
     @admin.display(description=_("Status"), ordering="status")
@@ -236,6 +267,26 @@ class ImageGenerationAdmin(HistoryActionsMixin, workspace.GenerationWorkspaceMix
             obj.requested_by or _("nobody"),
             took,
         )
+
+
+def target_line(generation: ImageGeneration) -> str:
+    """ "for article #12 · cover", linked to the object's admin page (no query: ids only)."""
+    ct = generation.target_content_type
+    if ct is None:
+        return ""
+    label = (
+        f"{ct.name} #{generation.target_object_id}"
+        if generation.target_object_id
+        else _("a new %s") % ct.name
+    )
+    text = format_html("{} · {}", label, generation.target_field)
+    if generation.target_object_id:
+        try:
+            url = reverse(f"admin:{ct.app_label}_{ct.model}_change", args=[generation.target_object_id])
+            text = format_html('<a href="{}">{}</a>', url, text)
+        except NoReverseMatch:
+            pass
+    return format_html('<br><small class="gptimage-quiet">{} {}</small>', _("for"), text)
 
 
 def cut(text: str, length: int) -> str:

@@ -12,10 +12,11 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -35,6 +36,7 @@ from django_gptimage.service import (
     retry_generation,
 )
 from django_gptimage.status import image_url
+from django_gptimage.targets import ApplyRefused, apply_result, target_of
 
 PERM = "django_gptimage.{}"
 TEMPLATES = "admin/django_gptimage/imagegeneration/"
@@ -91,6 +93,31 @@ def _close(uploads: list[NamedUpload | None]) -> None:
     for upload in uploads:
         if upload is not None and hasattr(upload.source, "close"):
             upload.source.close()
+
+
+def target_text(obj: Any, field: str) -> str:
+    """“Harbour festival”'s cover (the object and the field's verbose name)."""
+    if obj is None:
+        return field
+    try:
+        label = obj._meta.get_field(field).verbose_name
+    except Exception:  # noqa: BLE001 - a field that is gone still gets a name
+        label = field
+    return _("%(model)s “%(obj)s”'s %(field)s") % {
+        "model": obj._meta.verbose_name,
+        "obj": obj,
+        "field": label,
+    }
+
+
+def admin_url_of(obj: Any) -> str | None:
+    from django.urls import NoReverseMatch
+
+    opts = obj._meta
+    try:
+        return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+    except NoReverseMatch:
+        return None
 
 
 def refusal_text(refused: GenerationRefused) -> str:
@@ -176,6 +203,8 @@ class GenerationWorkspaceMixin:
             path("<uuid:pk>/download/", wrap(self.download_view), name=f"{name}_download"),
             path("image/<int:image_id>/upscale/", wrap(self.upscale_view), name=f"{name}_upscale"),
             path("image/<int:image_id>/edit/", wrap(self.continue_view), name=f"{name}_continue"),
+            path("image/<int:image_id>/apply/", wrap(self.apply_view), name=f"{name}_apply"),
+            path("review/", wrap(self.review_view), name=f"{name}_review"),
         ]
         return urls + super().get_urls()  # type: ignore[misc]
 
@@ -270,6 +299,7 @@ class GenerationWorkspaceMixin:
         status = generation_status(generation)
         images = list(generation.images.all())
         inputs = list(generation.inputs.all())
+        target = self._target(request, generation)
         upscaled_from = self._image_of(generation.metadata.get("upscaled_from"))
         edited_from = self._image_of(generation.metadata.get("edited_from"))
         context = self.context(
@@ -291,8 +321,35 @@ class GenerationWorkspaceMixin:
             media=self.media,  # type: ignore[attr-defined]
             changelist_url=self.url("changelist"),
             original=generation,
+            target=target,
         )
         return TemplateResponse(request, TEMPLATES + "generation.html", context)
+
+    def _target(self, request: HttpRequest, generation: ImageGeneration) -> dict[str, Any] | None:
+        """What the generation is for: the object (one query), its field, its current image."""
+        target = target_of(generation)
+        if target is None:
+            return None
+        obj = None
+        if target.object_id:
+            obj = target.model._default_manager.filter(pk=target.object_id).first()
+        opts = target.model._meta
+        value = getattr(obj, target.field, None) if obj is not None else None
+        try:
+            current = value.url if value else None
+        except ValueError:
+            current = None
+        return {
+            "obj": obj,
+            "field": target.field,
+            "label": target_text(obj, target.field) if obj is not None else
+                     _("a new %(model)s (not saved yet)") % {"model": opts.verbose_name},
+            "url": admin_url_of(obj) if obj is not None else None,
+            "current": current,
+            "can_apply": obj is not None and may(request, "apply")
+                         and request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}"),
+            "gone": bool(target.object_id) and obj is None,
+        }  # fmt: skip
 
     def _image_of(self, image_id: Any) -> tuple[GeneratedImage, str | None] | None:
         if not image_id:
@@ -395,6 +452,97 @@ class GenerationWorkspaceMixin:
             )
             return HttpResponseRedirect(self.page_url(generation))
         return zip_response([generation], filename=f"gptimage-{generation.pk}.zip")
+
+    # -- targets: apply and review --------------------------------------------------------
+
+    def apply_view(self, request: HttpRequest, image_id: int) -> HttpResponse:
+        """POST: copy a candidate into its target field (``apply_result``); JSON for fetch()."""
+        self._post_only(request)
+        image = self._image(request, image_id)
+        wants_json = "application/json" in request.headers.get("Accept", "")
+        back = request.POST.get("next") or ""
+        if not url_has_allowed_host_and_scheme(back, {request.get_host()}, require_https=request.is_secure()):
+            back = ""
+        try:
+            result = apply_result(image, user=request.user)
+        except ApplyRefused as exc:
+            if wants_json:
+                return JsonResponse({"ok": False, "code": exc.code, "error": str(exc)}, status=409)
+            self.message_user(request, _("Not applied: %(why)s") % {"why": exc}, messages.ERROR)
+        else:
+            target = target_of(image.generation)
+            where = target_text(result.obj, target.field if target else result.field)
+            message = _("Applied to %(where)s.") % {"where": where}
+            if not result.written:
+                message = _("Already applied to %(where)s: nothing written.") % {"where": where}
+            if wants_json:
+                file = getattr(result.obj, result.field)
+                return JsonResponse({"ok": True, "message": message, "url": file.url if file else None})
+            self.message_user(request, message, messages.SUCCESS)
+        return HttpResponseRedirect(back or self.page_url(image.generation))
+
+    def review_view(self, request: HttpRequest) -> HttpResponse:
+        """Candidates of many objects at once: one row per target, accept or reject each."""
+        if not self.has_view_permission(request):  # type: ignore[attr-defined]
+            raise PermissionDenied
+        try:
+            keys = [uuid.UUID(i) for i in request.GET.get("generations", "").split(",") if i]
+        except ValueError:
+            raise Http404("Not a generation id.") from None
+        generations = list(
+            ImageGeneration.objects.filter(pk__in=keys[:500])
+            .exclude(target_content_type=None)
+            .select_related("target_content_type")
+            .prefetch_related("images")
+            .order_by("created_at")
+        )
+        rows: dict[tuple[int, str, str], dict[str, Any]] = {}
+        for generation in generations:
+            key = (generation.target_content_type_id, generation.target_object_id, generation.target_field)
+            row = rows.setdefault(key, {"generations": [], "candidates": [], "pending": []})
+            row["generations"].append(generation)
+            if generation.status in (Status.QUEUED, Status.RUNNING):
+                row["pending"].append(
+                    (generation, reverse("gptimage:generation-status", args=[generation.pk]))
+                )
+            elif generation.status == Status.SUCCEEDED:
+                row["candidates"] += [
+                    (image, image_url(image.file.name)) for image in generation.images.all()
+                ]
+            else:
+                row["failed"] = [*row.get("failed", []), (generation, generation_status(generation))]
+        self._attach_objects(rows)
+        context = self.context(
+            request, title=_("Review candidates"), rows=list(rows.values()), media=self.media,  # type: ignore[attr-defined]
+            changelist_url=self.url("changelist"), can_apply=may(request, "apply"),
+            pending=any(r["pending"] for r in rows.values()), next=request.get_full_path(),
+        )  # fmt: skip
+        return TemplateResponse(request, TEMPLATES + "review.html", context)
+
+    def _attach_objects(self, rows: dict[tuple[int, str, str], dict[str, Any]]) -> None:
+        """One query per model for the rows' objects (never one per row)."""
+        from django.contrib.contenttypes.models import ContentType
+
+        by_type: dict[int, list[str]] = {}
+        for ct_id, object_id, _field in rows:
+            by_type.setdefault(ct_id, []).append(object_id)
+        objects: dict[tuple[int, str], Any] = {}
+        for ct_id, ids in by_type.items():
+            model = ContentType.objects.get_for_id(ct_id).model_class()
+            if model is None:
+                continue
+            for obj in model._default_manager.filter(pk__in=ids):
+                objects[(ct_id, str(obj.pk))] = obj
+        for (ct_id, object_id, field), row in rows.items():
+            obj = objects.get((ct_id, object_id))
+            row["obj"], row["field"] = obj, field
+            row["label"] = target_text(obj, field) if obj is not None else _("(deleted)")
+            row["obj_url"] = admin_url_of(obj) if obj is not None else None
+            value = getattr(obj, field, None) if obj is not None else None
+            try:
+                row["current"] = value.url if value else None
+            except ValueError:
+                row["current"] = None
 
     # -- compare and iterate -----------------------------------------------------------------
 

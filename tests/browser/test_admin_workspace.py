@@ -144,3 +144,56 @@ def test_the_history_is_readable_at_1366_px(editor: Any, shot: Any) -> None:
     assert editor.evaluate("document.documentElement.scrollWidth") <= 1366
     assert table.locator(".gptimage-badge-succeeded").count() == 2
     shot(editor, "history")
+
+
+def test_generate_for_two_articles_and_apply_a_candidate(
+    editor: Any, thread_worker: Any, settings: Any, shot: Any
+) -> None:
+    from tests.testapp.models import Article
+
+    settings.GPTIMAGE = {**settings.GPTIMAGE, "PROVIDER_OPTIONS": {"delay": 1.0}}
+    reset_providers()
+    first = Article.objects.create(title="Harbour festival")
+    second = Article.objects.create(title="Night market")
+    thread_worker(concurrency=2)
+    editor.visit("/admin/testapp/article/")
+    editor.check(f'input[name="_selected_action"][value="{first.pk}"]')
+    editor.check(f'input[name="_selected_action"][value="{second.pk}"]')
+    editor.select_option('select[name="action"]', "generate_cover_images_square")
+    shot(editor, "articles-selected")
+    editor.click('button[name="index"]')
+    editor.wait_for_url(re.compile(r"/imagegeneration/review/"))
+    assert "2 queued." in editor.locator(".messagelist").inner_text()
+    shot(editor, "review-pending")
+    # The grid refreshes itself when the generations finish.
+    editor.locator("[data-gptimage-candidate]").nth(1).wait_for(timeout=60_000)
+    assert editor.locator("[data-gptimage-row]").count() == 2
+    shot(editor, "review-candidates")
+    row = editor.locator("[data-gptimage-row]", has_text="Harbour festival")
+    candidate = row.locator("[data-gptimage-candidate]").first
+    candidate.focus()
+    editor.keyboard.press("Enter")  # accept with the keyboard
+    row.locator(".gptimage-accepted").wait_for()
+    assert "Applied to article “Harbour festival”'s cover." in row.inner_text()
+    assert row.locator("img[data-gptimage-current]").count() == 1
+    shot(editor, "accepted")
+    other = (
+        editor.locator("[data-gptimage-row]", has_text="Night market")
+        .locator("[data-gptimage-candidate]")
+        .first
+    )
+    other.focus()
+    editor.keyboard.press("r")  # reject: nothing applied
+    assert other.is_hidden()
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.cover.name and not second.cover
+    editor.visit(f"/admin/testapp/article/{first.pk}/change/")
+    link = editor.locator(".field-cover a").first  # the admin's file widget links the stored cover
+    assert link.get_attribute("href") == first.cover.url
+    panel = editor.locator("#gptimage-panel")
+    assert panel.locator(".gptimage-badge-succeeded").count() == 1
+    shot(editor, "cover-on-the-article")
+    editor.visit(first.cover.url)
+    assert editor.evaluate("document.images[0].naturalWidth") == 1024
+    shot(editor, "the-cover-itself")

@@ -1,0 +1,31 @@
+"""The test app's admin: what a site writes to generate into its own models from the admin."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from django_gptimage.admin import GenerationsPanelMixin, generate_images_action
+
+from .models import Article, Product
+
+
+@admin.register(Article)
+class ArticleAdmin(GenerationsPanelMixin, admin.ModelAdmin):
+    list_display = ["title", "cover"]
+    actions = [
+        generate_images_action(field="cover", preset="cover"),
+        generate_images_action(field="cover", preset="square", description="Generate square covers (1K)"),
+        generate_images_action(
+            field="cover",
+            template="{{ object.body }}",
+            ratio="1:1",
+            description="Generate covers from the body",
+        ),
+    ]
+
+
+@admin.register(Product)
+class ProductAdmin(GenerationsPanelMixin, admin.ModelAdmin):
+    list_display = ["name"]
+    gptimage_fields = ("main_visual", "ad_creative", "detail_image")
+    actions = [generate_images_action(field="main_visual", preset="product")]
