@@ -1,7 +1,8 @@
 """The one form behind every "generate" face: the admin's generate page and the widget.
 
-Field names are the service's own, so ``form.service_kwargs()`` goes straight into
-``request_generation(**form.service_kwargs(), user=request.user)``. ``clean()`` runs the same
+Field names are the service's own, so ``form.request_kwargs()`` goes straight into
+``request_generation(**form.request_kwargs(), user=request.user)`` (``service_kwargs()`` is the
+same without the target and preset, for ``check_generation``). ``clean()`` runs the same
 validation as the service (model, policy, the user's unlocked tiers, the uploads' headers) and
 turns every problem into an error on its field: nothing is recorded or sent for an invalid form.
 """
@@ -83,6 +84,17 @@ class GenerationForm(forms.Form):
         widget=forms.ClearableFileInput(attrs={"accept": "image/png"}),
         help_text=_("Optional: a PNG the size of the first image; its transparent areas are edited."),
     )
+    preset = forms.ChoiceField(
+        label=_("Preset"),
+        required=False,
+        choices=(),
+        help_text=_("Recorded on the generation; its settings are the form's starting values."),
+    )
+    # The optional target: an object's image field ("app_label.model", pk, field), or on an add
+    # form only the model and field (the generation is bound to the object once it is saved).
+    target_model = forms.CharField(required=False, widget=forms.HiddenInput)
+    target_object_id = forms.CharField(required=False, widget=forms.HiddenInput)
+    target_field = forms.CharField(required=False, widget=forms.HiddenInput)
 
     class Media:
         css = {"all": ["django_gptimage/css/options.css"]}
@@ -116,8 +128,54 @@ class GenerationForm(forms.Form):
         ):
             self.fields[name].initial = default
         self.fields["n"].max_value = None  # the service checks n against the model and MAX_N
+        self.target: Any = None
+        self._set_presets()
         if len(models) == 1:
             self.fields["model"].widget = forms.HiddenInput()
+
+    def _set_presets(self) -> None:
+        from django_gptimage.presets import list_presets
+
+        presets = list_presets()
+        self.fields["preset"].choices = [("", _("None")), *((p.name, p.label or p.name) for p in presets)]
+        name = self.initial.get("preset") if not self.is_bound else None
+        chosen = next((p for p in presets if p.name == name), None)
+        if chosen is not None and chosen.outputs:
+            output = chosen.outputs[0]
+            for field in ("mode", "ratio", "tier", "quality", "output_format", "background", "n"):
+                self.initial.setdefault(field, getattr(output, field))
+            if output.model:
+                self.initial.setdefault("model", output.model)
+
+    def _clean_target(self) -> None:
+        from django.apps import apps
+
+        from django_gptimage.targets import Target, target_problems
+
+        label = (self.cleaned_data.get("target_model") or "").strip()
+        field = (self.cleaned_data.get("target_field") or "").strip()
+        object_id = (self.cleaned_data.get("target_object_id") or "").strip() or None
+        if not (label or field or object_id):
+            return
+        try:
+            model = apps.get_model(label)
+        except (LookupError, ValueError):
+            self.add_error(
+                None, ValidationError(f"Unknown target model {label!r}; use app_label.model.", code="target")
+            )
+            return
+        target = Target(model, field, object_id)
+        for problem in target_problems(target):
+            self.add_error(None, ValidationError(problem.message, code="target"))
+        if object_id is not None and not model._default_manager.filter(pk=object_id).exists():
+            self.add_error(
+                None,
+                ValidationError(
+                    f"The {model._meta.verbose_name} {object_id!r} does not exist.", code="target"
+                ),
+            )
+        if not self.errors:
+            self.target = target
 
     def option_matrix(self) -> dict[str, Any]:
         """The matrix for this form's user, for ``{{ form.option_matrix|json_script:"…" }}``."""
@@ -127,6 +185,7 @@ class GenerationForm(forms.Form):
         from django_gptimage.service import GenerationRefused, check_generation
 
         data = super().clean()
+        self._clean_target()
         if any(name in self.errors for name in self.service_fields):
             return data  # a value the form could not even read; the service would repeat it
         try:
@@ -137,6 +196,14 @@ class GenerationForm(forms.Form):
                 for message in messages:
                     self.add_error(target, ValidationError(message, code="refused"))
         return data
+
+    def request_kwargs(self) -> dict[str, Any]:
+        """``service_kwargs()`` plus the target and preset, for ``request_generation``."""
+        return {
+            **self.service_kwargs(),
+            "target": self.target,
+            "preset": self.cleaned_data.get("preset") or "",
+        }
 
     def service_kwargs(self) -> dict[str, Any]:
         """The cleaned values as ``request_generation``/``check_generation`` keyword arguments."""

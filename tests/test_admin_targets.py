@@ -168,3 +168,57 @@ def test_review_of_failed_and_pending_generations(editor: Any, admin_user: Any, 
     html = editor.get(url).content.decode()
     assert reverse("gptimage:generation-status", args=[generation.pk]) in html
     assert "django_gptimage/js/review.js" in html
+
+
+def test_the_generate_page_can_aim_at_an_objects_field_with_a_preset(editor: Any) -> None:
+    article = Article.objects.create(title="From the form")
+    url = reverse("admin:django_gptimage_imagegeneration_add")
+    query = f"?preset=cover&target_model=testapp.article&target_object_id={article.pk}&target_field=cover"
+    form = editor.get(url + query).context["form"]
+    assert (form.initial["ratio"], form.initial["tier"]) == ("16:9", "2K")  # the preset's settings
+    data = {
+        "prompt": "A harbour festival at night", "model": "gpt-image-2", "mode": "text-to-image", "ratio": "16:9",
+        "tier": "2K", "quality": "low", "output_format": "png", "background": "auto", "n": "1", "preset": "cover",
+        "target_model": "testapp.article", "target_object_id": str(article.pk), "target_field": "cover",
+    }  # fmt: skip
+    response = editor.post(url, data)
+    generation = ImageGeneration.objects.get()
+    assert response.status_code == 302
+    assert (generation.target_object_id, generation.target_field, generation.preset) == (
+        str(article.pk),
+        "cover",
+        "cover",
+    )
+    page = editor.get(
+        reverse("admin:django_gptimage_imagegeneration_change", args=[generation.pk])
+    ).content.decode()
+    assert "Apply to article “From the form”&#x27;s cover" in page
+    # Regenerate with changes keeps the target.
+    again = editor.get(url + f"?from={generation.pk}").context["form"]
+    assert again.initial["target_object_id"] == str(article.pk) and again.initial["target_field"] == "cover"
+
+
+def test_a_bad_target_is_a_form_error_and_nothing_is_recorded(editor: Any) -> None:
+    url = reverse("admin:django_gptimage_imagegeneration_add")
+    data = {
+        "prompt": "Anything", "model": "gpt-image-2", "mode": "text-to-image", "ratio": "1:1", "tier": "1K",
+        "quality": "low", "output_format": "png", "background": "auto", "n": "1",
+        "target_model": "testapp.article", "target_object_id": "999", "target_field": "title",
+    }  # fmt: skip
+    response = editor.post(url, data)
+    errors = response.context["form"].non_field_errors()
+    assert any("has no file or image field 'title'" in e for e in errors)
+    assert any("does not exist" in e for e in errors)
+    assert not ImageGeneration.objects.exists()
+
+
+def test_upscale_keeps_the_lineage_and_the_target(editor: Any, admin_user: Any) -> None:
+    article = Article.objects.create(title="Lineage")
+    (draft,) = generate_for(article, "cover", preset="square", user=admin_user)
+    image = draft.images.get()
+    editor.post(
+        reverse("admin:django_gptimage_imagegeneration_upscale", args=[image.pk]),
+        {"tier": "2K", "mode": "text-to-image"},
+    )
+    new = ImageGeneration.objects.exclude(pk=draft.pk).get()
+    assert new.parent_image == image and new.target_object_id == str(article.pk) and new.tier == "2K"

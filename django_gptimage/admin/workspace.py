@@ -260,7 +260,15 @@ class GenerationWorkspaceMixin:
                 for handle in opened:
                     handle.close()
         else:
-            initial = params_of(source) if source else {}
+            initial: dict[str, Any] = params_of(source) if source else {}
+            if source is not None:
+                found = target_of(source)
+                if found is not None:
+                    initial.update(target_model=found.model._meta.label_lower, target_field=found.field,
+                                   target_object_id=found.object_id or "", preset=source.preset)  # fmt: skip
+            for name in ("preset", "target_model", "target_object_id", "target_field"):
+                if request.GET.get(name):
+                    initial[name] = request.GET[name]
             form = GenerationForm(initial=initial, user=request.user)
         reuse = list(source.inputs.all()) if source else []
         context = self.context(
@@ -278,7 +286,7 @@ class GenerationWorkspaceMixin:
     def _generate(
         self, request: HttpRequest, form: GenerationForm, source: ImageGeneration | None
     ) -> ImageGeneration | None:
-        kwargs = form.service_kwargs()
+        kwargs = form.request_kwargs()
         metadata = {"regenerated_from": str(source.pk)} if source else {}
         try:
             return request_generation(**kwargs, user=request.user, source="admin", metadata=metadata)
@@ -596,6 +604,7 @@ class GenerationWorkspaceMixin:
                 new = request_generation(
                     **params, user=request.user, source="admin",
                     metadata={"upscaled_from": image.pk, "upscale_mode": data["mode"]},
+                    parent_image=image, target=target_of(draft),
                 )  # fmt: skip
             except GenerationRefused as refused:
                 form.add_error(None, refusal_text(refused))
@@ -625,7 +634,7 @@ class GenerationWorkspaceMixin:
                 new = request_generation(
                     **{**params_of(source), "prompt": form.cleaned_data["prompt"], "mode": "image-to-image", "n": 1},
                     images=[upload], mask=mask, user=request.user, source="admin",
-                    metadata={"edited_from": image.pk},
+                    metadata={"edited_from": image.pk}, parent_image=image, target=target_of(source),
                 )  # fmt: skip
             except GenerationRefused as refused:
                 for field, problems in refused.as_dict().items():
