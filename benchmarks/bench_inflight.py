@@ -14,8 +14,9 @@ django_gptimage; SQLite in a temp dir unless ``--database-url``; an embedded Red
 - fork: ``manage.py rqworker-pool --num-workers K`` (RQ's stock Worker: one work horse forked
   per job), K generations enqueued.
 
-Once every generation is in flight (the record is ``running`` in the ``waiting`` phase, i.e.
-its request has been sent), memory is sampled five times over two seconds and the highest
+Once every generation is in flight (the loopback server has received its request and not yet
+answered it, counted by the server itself through ``GET /_fake/stats``; the record's phase is
+set just before sending, so it alone would count a request still being written), memory is sampled five times over two seconds and the highest
 sample is kept: PSS (from /proc/<pid>/smaps_rollup, shared pages divided among the processes
 sharing them) and RSS of the worker process, or summed over the whole process tree (pool,
 workers, work horses) for the fork model. Idle figures are taken before enqueueing. The
@@ -261,8 +262,24 @@ def _db_connections() -> int | None:
         return int(cursor.fetchone()[0])
 
 
+def server_in_flight(base_url: str) -> int:
+    """Requests the loopback server has received and not answered yet (its own counters)."""
+    import httpx
+
+    stats = httpx.get(base_url.removesuffix("/v1") + "/_fake/stats", timeout=10).json()
+    return int(stats["requests"]) - int(stats["answered"])
+
+
 def run_model(
-    label: str, workdir: str, argv: list[str], *, jobs: int, tree: bool, ready: Any, timeout: float
+    label: str,
+    workdir: str,
+    argv: list[str],
+    *,
+    jobs: int,
+    tree: bool,
+    ready: Any,
+    timeout: float,
+    base_url: str,
 ) -> Run:
     import django_rq
 
@@ -283,14 +300,17 @@ def run_model(
 
         def all_in_flight() -> bool:
             waiting = ImageGeneration.objects.filter(pk__in=ids, status=Status.RUNNING, phase=Phase.WAITING)
-            return waiting.count() == jobs
+            return waiting.count() == jobs and server_in_flight(base_url) >= jobs
 
         wait_until(all_in_flight, timeout, f"{jobs} generations in flight", proc, log)
         ramp = time.monotonic() - started
         busy = sample(proc.pid, tree=tree)
         db_connections = _db_connections()
-        still = ImageGeneration.objects.filter(pk__in=ids, status=Status.RUNNING).count()
-        if still != jobs:
+        still = min(
+            ImageGeneration.objects.filter(pk__in=ids, status=Status.RUNNING).count(),
+            server_in_flight(base_url),
+        )
+        if still < jobs:
             raise SystemExit(f"only {still} of {jobs} generations were still in flight while sampling")
         return Run(label, jobs, idle, busy, ramp, db_connections)
     finally:
@@ -349,6 +369,7 @@ def main() -> None:
                     tree=False,
                     ready=workers_ready(args.n),
                     timeout=timeout,
+                    base_url=base_url,
                 )
             ]
             if not args.skip_fork:
@@ -361,6 +382,7 @@ def main() -> None:
                         tree=True,
                         ready=workers_ready(args.fork_jobs),
                         timeout=timeout,
+                        base_url=base_url,
                     )
                 )
     finally:
