@@ -30,7 +30,9 @@ RATE_HEADERS = (
 
 @pytest.fixture
 def client(fake_openai: FakeOpenAIServer) -> httpx.Client:
-    with httpx.Client(base_url=fake_openai.base_url, headers={"Authorization": "Bearer sk-test"}) as c:
+    # A generous timeout: parsing a 50 MB multipart body takes seconds on a busy CI machine.
+    headers = {"Authorization": "Bearer sk-test"}
+    with httpx.Client(base_url=fake_openai.base_url, headers=headers, timeout=60) as c:
         yield c
 
 
