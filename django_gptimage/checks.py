@@ -60,6 +60,9 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
     messages += _check_run_mode()
     messages += _check_types()
     messages += _check_provider_options()
+    messages += _check_upload_templates()
+    messages += _check_job_timeout()
+    messages += _check_implicit_offline()
     messages += _check_spool_dir()
     messages += _check_rate_limits()
     if not policy_messages:
@@ -488,6 +491,75 @@ def _check_rate_limits() -> list[CheckMessage]:
                 )
             )
     return messages
+
+
+# E013 -----------------------------------------------------------------------------------------
+
+
+def _check_upload_templates() -> list[CheckMessage]:
+    from .upload_paths import template_problem
+
+    messages: list[CheckMessage] = []
+    for key, kind in (("UPLOAD_TO", "result"), ("INPUT_UPLOAD_TO", "input")):
+        template = gptimage_settings.get(key)
+        if not isinstance(template, str):
+            continue  # E010
+        problem = template_problem(template, kind=kind)
+        if problem:
+            messages.append(
+                Error(
+                    f"GPTIMAGE[{key!r}] = {template!r} {problem}.",
+                    hint=f"Use a relative path template such as {SETTINGS[key].default!r} "
+                    "(placeholders in docs/settings.md#storage).",
+                    id="django_gptimage.E013",
+                )
+            )
+    return messages
+
+
+# W006 -----------------------------------------------------------------------------------------
+
+
+def _check_job_timeout() -> list[CheckMessage]:
+    if gptimage_settings.RUN_MODE != "queue":
+        return []
+    job_timeout, read_timeout = gptimage_settings.JOB_TIMEOUT, gptimage_settings.READ_TIMEOUT
+    try:
+        if gptimage_settings.PROVIDER == "openai":
+            read_timeout = gptimage_settings.provider_options.get("read_timeout", read_timeout)
+    except ImproperlyConfigured:
+        pass  # E011
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (job_timeout, read_timeout)):
+        return []  # E010
+    if job_timeout > read_timeout:
+        return []
+    return [
+        Warning(
+            f"GPTIMAGE['JOB_TIMEOUT'] ({job_timeout} s) is not longer than the read timeout "
+            f"({read_timeout} s).",
+            hint="A slow answer is then killed as a job timeout (possibly after it was billed) before the "
+            "HTTP read timeout can end it cleanly. Make JOB_TIMEOUT longer than READ_TIMEOUT plus the time to "
+            "send the request and store the images, e.g. READ_TIMEOUT + 300.",
+            id="django_gptimage.W006",
+        )
+    ]
+
+
+# W007 -----------------------------------------------------------------------------------------
+
+
+def _check_implicit_offline() -> list[CheckMessage]:
+    if settings.DEBUG or gptimage_settings.raw.get("PROVIDER") or gptimage_settings.API_KEY:
+        return []
+    return [
+        Warning(
+            "No API key is set, so django-gptimage uses the offline provider: editors get labelled "
+            "placeholder images, not images from OpenAI.",
+            hint="Set the OPENAI_API_KEY environment variable (or GPTIMAGE['API_KEY']) to generate real "
+            "images, or set GPTIMAGE['PROVIDER'] = 'offline' if placeholders are what this site wants.",
+            id="django_gptimage.W007",
+        )
+    ]
 
 
 # W002 -----------------------------------------------------------------------------------------

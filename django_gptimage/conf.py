@@ -245,7 +245,8 @@ class Settings:
         "is built and by check `E011`: an option the provider does not take, or a value of the wrong type, "
         "is `ImproperlyConfigured` and the generation fails as `configuration_error` before anything is "
         "sent. `gptimage_settings.PROVIDER` is the backend name. Check `E001` reports a backend that is "
-        'neither built in nor importable, or a malformed dict; `E003` reports `"openai"` without a key.',
+        'neither built in nor importable, or a malformed dict; `E003` reports `"openai"` without a key; '
+        "`W007` warns when the offline provider is chosen only because no key is set while `DEBUG` is off.",
         example='"PROVIDER": "offline"\n'
         '"PROVIDER": {"BACKEND": "openai", "OPTIONS": {"max_connections": 32}}\n'
         '"PROVIDER": "myproject.images.AzureImageProvider"',
@@ -461,15 +462,21 @@ class Settings:
         "Path template of result images within the storage.",
         section=STORAGE_SECTION,
         doc="Placeholders: `{date}` (creation time, with a `strftime` format after the colon), `{id}` "
-        "(the generation's UUID), `{index}` (position in the result), `{ratio_slug}` (for example "
-        "`16x9`), `{tier}`, `{hash}` (of the image bytes), `{ext}`.",
+        "(the generation's UUID), `{index}` (position in the result), `{ratio}` (`16:9`), `{ratio_slug}` "
+        "(`16x9`), `{tier}`, `{model}`, `{app_label}` and `{model_name}` (of the model field the image is "
+        "for, `gptimage`/`generation` otherwise), `{hash}` (of the image bytes), `{ext}`. The path is "
+        "relative to the storage. Check `E013` formats the template with sample values and reports an "
+        "unknown placeholder, an absolute path or a `..`; the same test runs before a provider is called, "
+        "so a template that cannot name a file never costs a paid call.",
         example='"UPLOAD_TO": "covers/{date:%Y/%m}/{id}-{index}.{ext}"',
     )
     INPUT_UPLOAD_TO = Text(
         "gptimage/inputs/{id}/{role}-{index}.{ext}",
         "Path template of uploaded input images and masks.",
         section=STORAGE_SECTION,
-        doc="Placeholders: `{id}`, `{role}` (`image` or `mask`), `{index}`, `{ext}`.",
+        doc="Placeholders: those of `UPLOAD_TO` except `{hash}`, plus `{role}` (`image` or `mask`); "
+        "`{index}` is the input's position. Checked like `UPLOAD_TO` (check `E013`), when a generation is "
+        "requested.",
         example='"INPUT_UPLOAD_TO": "gptimage-inputs/{id}/{role}-{index}.{ext}"',
     )
     KEEP_FILES_ON_DELETE = Flag(
@@ -564,7 +571,8 @@ class Settings:
         900,
         "RQ's limit for one generation job, in seconds, after which the worker kills it.",
         section=JOBS,
-        doc="RQ's own default (180 s) is too short for 4K or high-quality images.",
+        doc="RQ's own default (180 s) is too short for 4K or high-quality images. Keep it longer than "
+        "`READ_TIMEOUT` (check `W006`), so a slow answer ends as an HTTP read timeout, not a killed job.",
         example='"JOB_TIMEOUT": 1200',
     )
     MAX_ATTEMPTS = Integer(

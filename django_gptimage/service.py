@@ -60,6 +60,7 @@ from django_gptimage.targets import (
     target_of,
     target_problems,
 )
+from django_gptimage.upload_paths import ensure_templates
 
 logger = logging.getLogger("django_gptimage")
 
@@ -284,6 +285,7 @@ def request_generation(
         if prepared.problems:
             raise GenerationRefused(prepared.problems, prepared.code)
         _ensure_queue_reachable(run_mode)  # before anything is saved: a clear error, no stranded record
+        ensure_templates()  # a path template that cannot name a file must not cost a paid call
         with transaction.atomic():
             generation = _record(
                 prepared, user=user, source=source, metadata=metadata, run_mode=run_mode, preset=preset,

@@ -31,6 +31,7 @@ from django_gptimage.jobs import ratelimit
 from django_gptimage.models import GeneratedImage, GenerationAttempt, ImageGeneration, Phase, Status
 from django_gptimage.providers import InputFile, ProviderError, ProviderRequest, ProviderResult, get_provider
 from django_gptimage.storage import ImageCheckError, check_image, result_name, save_file
+from django_gptimage.upload_paths import templates_problem
 
 logger = logging.getLogger("django_gptimage")
 
@@ -243,6 +244,11 @@ def _call_provider(generation: ImageGeneration, attempt: GenerationAttempt) -> R
         provider = get_provider(generation.provider)
     except ImproperlyConfigured as exc:
         return _failed(generation, attempt, ProviderError(ErrorCode.CONFIGURATION_ERROR, str(exc)[:300]))
+    template_problem = templates_problem()  # results could not be stored: do not pay for them
+    if template_problem:
+        return _failed(
+            generation, attempt, ProviderError(ErrorCode.CONFIGURATION_ERROR, template_problem[:300])
+        )
     try:
         request = _provider_request(generation)
     except OSError as exc:  # an input image could not be read back from storage
