@@ -30,12 +30,13 @@ from django_gptimage.access import admission
 from django_gptimage.access.resolver import Access, as_access
 from django_gptimage.access.rules import access_problems
 from django_gptimage.conf import gptimage_settings
+from django_gptimage.domain.arguments import argument_problems, request_argument_problems
 from django_gptimage.domain.errors import ErrorCode, RetryRule, error_info
 from django_gptimage.domain.fingerprint import fingerprint
 from django_gptimage.domain.presets import Preset, PresetOutput
 from django_gptimage.domain.pricing import estimate_cost
 from django_gptimage.domain.validation import GenerationRequest, Problem, ValidatedRequest, validate
-from django_gptimage.inputs import InspectedUpload, spool_upload
+from django_gptimage.inputs import InspectedUpload, as_upload_list, spool_upload, upload_argument_problems
 from django_gptimage.jobs.queue import QueueUnavailable
 from django_gptimage.jobs.reaper import ReapReport, reap
 from django_gptimage.jobs.runner import RunOutcome, run_generation
@@ -145,6 +146,13 @@ def _as_named(upload: Upload | NamedUpload, index: int, role: str) -> NamedUploa
     return NamedUpload(os.path.basename(getattr(upload, "name", "") or f"{role}-{index}"), upload)
 
 
+def refuse_bad_arguments(**arguments: Any) -> None:
+    """Raise :class:`GenerationRefused` for arguments of the wrong type or with control characters."""
+    problems = argument_problems(**arguments)
+    if problems:
+        raise GenerationRefused(problems)
+
+
 def access_for(user: Any) -> Access | None:
     """What ``user`` has unlocked, from ``GPTIMAGE["ACCESS_RESOLVER"]`` (None = no limit)."""
     path = gptimage_settings.ACCESS_RESOLVER
@@ -176,6 +184,11 @@ def build_request(
     images: Sequence[InspectedUpload] = (),
     mask: InspectedUpload | None = None,
 ) -> GenerationRequest:
+    # Before any default replaces a falsy value (model=0) or a wrong type reaches the rules.
+    refuse_bad_arguments(
+        prompt=prompt, n=n, output_compression=output_compression, model=model, mode=mode, ratio=ratio,
+        tier=tier, size=size, quality=quality, output_format=output_format, background=background,
+    )  # fmt: skip
     s = gptimage_settings
     return GenerationRequest(
         prompt=prompt,
@@ -200,6 +213,9 @@ def check_request(request: GenerationRequest, *, user: Any = None) -> ValidatedR
     Also refuses (before anything is recorded) what the user's plan quota, the spend caps or
     the user's credits cannot cover; the reservation itself is made by request_generation().
     """
+    problems = request_argument_problems(request)  # a request built by hand: types before access rules
+    if problems:
+        raise GenerationRefused(problems)
     site = gptimage_settings.policy
     access = access_for(user)
     result = validate(request, site if access is None else access.narrow(site))
@@ -327,9 +343,15 @@ def _prepare(
     **params: Any,
 ) -> _Prepared:
     """Spool and inspect the inputs, validate everything; problems are collected, not raised."""
+    # Types first: nothing is read or spooled for arguments that cannot be right.
+    images = as_upload_list(images)
+    type_problems = upload_argument_problems(images, mask) + argument_problems(prompt=prompt, **params)
     prepared = _Prepared(
         tempfile.mkdtemp(prefix="gptimage-upload-"), [], target=target, parent_image=parent_image
     )
+    if type_problems:
+        prepared.problems = type_problems
+        return prepared
     try:
         uploads = [_as_named(u, i, "image") for i, u in enumerate(images)]
         dirs = prepared.scratch

@@ -9,6 +9,7 @@ longest edge is refused, which is why 1:1 has no 4K while 16:9 does.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -57,12 +58,19 @@ def parse_ratio(ratio: str) -> Fraction | None:
     return Fraction(w, h)
 
 
+_SIZE = re.compile(r"([0-9]{1,6})[xX]([0-9]{1,6})")
+
+
 def parse_size(size: str) -> tuple[int, int] | None:
-    """``"1536x864"`` -> (1536, 864); None for anything else (including ``auto``)."""
-    parts = size.lower().split("x")
-    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+    """``"1536x864"`` -> (1536, 864); None for anything else (including ``auto``).
+
+    ASCII digits only, at most 6 per edge: ``str.isdigit()`` also accepts ``"²"`` (which
+    ``int()`` refuses) and full-width digits.
+    """
+    match = _SIZE.fullmatch(size) if isinstance(size, str) else None
+    if match is None:
         return None
-    return int(parts[0]), int(parts[1])
+    return int(match[1]), int(match[2])
 
 
 def size_problems(width: int, height: int, caps: ModelCapabilities) -> list[str]:

@@ -94,6 +94,12 @@ def validate(request: GenerationRequest, policy: Policy | None = None) -> Valida
     """Check ``request`` against the model's capabilities and the site's policy."""
     policy = policy or Policy()
     result = ValidationResult()
+    from .arguments import request_argument_problems  # arguments imports Problem from here
+
+    # Wrong types first, alone: the rules below compare values and would raise on them.
+    result.problems.extend(request_argument_problems(request))
+    if result.problems:
+        return result
     caps = get_capabilities(request.model)
     if caps is None:
         result.add("model", f"Unknown model {request.model!r}; use a GPT image model such as gpt-image-2.")
