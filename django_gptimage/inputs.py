@@ -171,12 +171,16 @@ def upload_argument_problems(images: Any, mask: Any) -> list[Problem]:
     if not isinstance(images, Iterable):
         return [Problem("images", f"images must be a list of images, not {type(images).__name__}.")]
     problems = [
-        Problem("images", f"image {index} must be {hint}, not {type(item).__name__} (wrap bytes in io.BytesIO).")
+        Problem(
+            "images", f"image {index} must be {hint}, not {type(item).__name__} (wrap bytes in io.BytesIO)."
+        )
         for index, item in enumerate(images, start=1)
         if not _is_upload(item)
     ]
     if mask is not None and not _is_upload(mask):
-        problems.append(Problem("mask", f"The mask must be {hint}, not {type(mask).__name__} (wrap bytes in io.BytesIO)."))
+        problems.append(
+            Problem("mask", f"The mask must be {hint}, not {type(mask).__name__} (wrap bytes in io.BytesIO).")
+        )
     return problems
 
 

@@ -492,7 +492,8 @@ def test_connection_refused_is_a_provider_error(api_key, spool):
         p.close()
     assert info.value.code is ErrorCode.PROVIDER_ERROR
     assert info.value.status is None
-    assert "connection failed" in info.value.detail
+    assert info.value.detail == "the connection was refused"
+    assert str(info.value).startswith(f"Could not reach the image service at 127.0.0.1:{port}.")
 
 
 @pytest.mark.parametrize(

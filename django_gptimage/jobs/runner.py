@@ -345,7 +345,9 @@ def _received(
 
 def _response_meta(result: ProviderResult) -> dict[str, Any]:
     meta = {k: getattr(result, k) for k in ("size", "quality", "background", "output_format", "created")}
-    meta.update({k: v for k, v in result.extra.items() if k == "rate_limit"})
+    meta.update(
+        {k: v for k, v in result.extra.items() if k in ("rate_limit", "extra_images", "ignored_bytes")}
+    )
     return meta
 
 
@@ -455,7 +457,7 @@ def _failed(
                 else f"gave up after {generation.attempts} attempt(s)"
             )
             detail = f"{detail}; {why}" if detail else why
-        return _finish(generation, attempt, Status.FAILED, error.code, detail)
+        return _finish(generation, attempt, Status.FAILED, error.code, detail, summary=error.summary)
     attempt.will_retry = True
     # One transaction: a reader never sees the record queued for a retry while its attempt is
     # still open. The record first: if the claim is gone, this attempt's verdict is not ours.
@@ -470,7 +472,7 @@ def _failed(
             provider_request_id=generation.provider_request_id,
             worker="",
         )
-        _end_attempt(attempt, error.code, error.message)
+        _end_attempt(attempt, error.code, f"{error.message} Next attempt in {delay:.0f} s.")
     return RunOutcome(generation, retry_in=delay)
 
 
@@ -487,10 +489,12 @@ def _finish(
     status: str,
     code: ErrorCode | None = None,
     detail: str = "",
+    *,
+    summary: str | None = None,
 ) -> RunOutcome:
     message = ""
-    if code is not None:
-        message = error_info(code).message + (f" ({detail})" if detail else "")
+    if code is not None:  # ``summary``: a first sentence that says more than the code's own
+        message = (summary or error_info(code).message) + (f" ({detail})" if detail else "")
     now = timezone.now()
     with transaction.atomic():  # record and attempt end together, record first, as in _failed
         _update(

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 _KEY = b'"b64_json"'
+# What is kept of the document besides its images: real answers hold a few hundred bytes.
+MAX_SKELETON = 1024 * 1024
 _PLACEHOLDER = "__gptimage_file_{}__"
 
 
@@ -79,6 +81,8 @@ class JSONImageReader:
     def __init__(self, path_for: Callable[[int], str]) -> None:
         self._path_for = path_for
         self._skeleton: list[bytes] = []
+        self._skeleton_size = 0
+        self.ignored_bytes = 0  # non-image bytes dropped once MAX_SKELETON was passed
         self._tail = b""  # unscanned bytes outside of a b64 value
         self._sink: _Base64Sink | None = None
         self._escape = False
@@ -97,22 +101,37 @@ class JSONImageReader:
                 # Keep a possible partial key at the end for the next chunk.
                 keep = len(_KEY) - 1
                 safe = max(pos, len(data) - keep)
-                self._skeleton.append(data[pos:safe])
+                self._keep(data[pos:safe])
                 self._tail = data[safe:]
                 return
             quote = self._value_start(data, key + len(_KEY))
             if quote is None:  # the colon or opening quote is in the next chunk
-                self._skeleton.append(data[pos:key])
+                self._keep(data[pos:key])
                 self._tail = data[key:]
                 return
             if quote < 0:  # the text "b64_json" as a value, not a key: keep scanning
-                self._skeleton.append(data[pos : key + len(_KEY)])
+                self._keep(data[pos : key + len(_KEY)])
                 pos = key + len(_KEY)
                 continue
             index = len(self.files) + (1 if self._sink else 0)
-            self._skeleton.append(data[pos:key] + _KEY + b':"' + _PLACEHOLDER.format(index).encode() + b'"')
+            self._keep(data[pos:key] + _KEY + b':"' + _PLACEHOLDER.format(index).encode() + b'"')
             self._sink = _Base64Sink(self._path_for(index))
             pos = quote + 1
+
+    def _keep(self, piece: bytes) -> None:
+        """Keep non-image text for the final parse, up to MAX_SKELETON; then only count it.
+
+        Whatever field carries bulk (a huge ``revised_prompt``, an unknown field, garbage),
+        memory stays bounded; the images already decoded are paid for and stay.
+        """
+        if self.ignored_bytes:
+            self.ignored_bytes += len(piece)
+            return
+        self._skeleton.append(piece)
+        self._skeleton_size += len(piece)
+        if self._skeleton_size > MAX_SKELETON:
+            self.ignored_bytes = self._skeleton_size
+            self._skeleton = []
 
     @staticmethod
     def _value_start(data: bytes, pos: int) -> int | None:
@@ -155,6 +174,10 @@ class JSONImageReader:
         if self._sink is not None:
             self._sink.abort()
             raise StreamFormatError("the body ended inside an image")
+        if self.ignored_bytes:
+            # Too much to parse: the images are all that can be trusted (and they are paid for).
+            images = [{"b64_json": _PLACEHOLDER.format(i)} for i in range(len(self.files))]
+            return {"data": images}
         text = b"".join(self._skeleton) + self._tail
         try:
             document = json.loads(text)

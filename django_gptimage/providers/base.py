@@ -85,8 +85,10 @@ class ProviderError(Exception):
         retry_after: float | None = None,
         provider_code: str | None = None,
         rate_limit: dict[str, str] | None = None,
+        summary: str | None = None,
     ) -> None:
         self.code = ErrorCode(code)
+        self.summary = summary  # replaces the code's generic first sentence when it says more
         self.detail = detail
         self.request_id = request_id
         self.status = status
@@ -97,7 +99,7 @@ class ProviderError(Exception):
 
     @property
     def message(self) -> str:
-        base = error_info(self.code).message
+        base = self.summary or error_info(self.code).message
         return f"{base} ({self.detail})" if self.detail else base
 
     def __repr__(self) -> str:

@@ -12,10 +12,14 @@
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import hashlib
 import json
+import logging
+import math
 import os
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -26,10 +30,13 @@ from ._b64stream import JSONImageReader, StreamFormatError, placeholder_index
 from ._sse import SSEImageReader
 from .base import ProgressCallback, Provider, ProviderError, ProviderRequest, ProviderResult, ResultFile
 
+logger = logging.getLogger("django_gptimage")
+
 CHUNK_SIZE = 256 * 1024
 # Error codes OpenAI uses for an account that may not spend more (sent with HTTP 400 or 429).
 BILLING_CODES = ("insufficient_quota", "billing_hard_limit_reached", "billing_not_active")
 MAX_ERROR_BODY = 64 * 1024
+MAX_DETAIL = 500  # characters of a provider's message kept on the record
 RATE_LIMIT_HEADERS = (
     "x-ratelimit-limit-requests",
     "x-ratelimit-remaining-requests",
@@ -59,8 +66,9 @@ class OpenAIProvider(Provider):
     ) -> None:
         super().__init__()
         self.base_url = base_url.rstrip("/")
-        # A gateway may echo the key in an error message: scrub it from anything we keep.
-        self._scrub = (lambda text: text.replace(api_key, "sk-***")) if api_key else (lambda text: text)
+        # A gateway may echo the key (whole, cut, or masked like OpenAI's "sk-proj-****abcd") in
+        # any field of an error: scrub it from anything we keep, before anything is shortened.
+        self._scrub = lambda text: scrub_secrets(text, api_key)
         headers = {"User-Agent": "django-gptimage"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -163,7 +171,11 @@ class OpenAIProvider(Provider):
             try:
                 return self._send(http_request, request, spool_dir, report)
             except ProviderError as error:
-                error.detail = self._scrub(error.detail)
+                error.detail = _shorten(self._scrub(error.detail), MAX_DETAIL)
+                error.provider_code = (
+                    _shorten(self._scrub(error.provider_code), 64) if error.provider_code else None
+                )
+                error.request_id = _shorten(self._scrub(error.request_id), 128) if error.request_id else None
                 error.args = (error.message,)
                 raise
 
@@ -173,14 +185,15 @@ class OpenAIProvider(Provider):
         report("waiting", {})
         try:
             response = self._client.send(http_request, stream=True)
+        except httpx.ConnectTimeout:
+            raise _unreachable(http_request, "timed out connecting") from None
         except httpx.TimeoutException as exc:
-            # Nothing was sent when connecting or waiting for a pooled connection timed out.
-            code = (
-                ErrorCode.PROVIDER_ERROR
-                if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
-                else ErrorCode.TIMEOUT
-            )
+            # Nothing was sent when waiting for a pooled connection timed out.
+            code = ErrorCode.PROVIDER_ERROR if isinstance(exc, httpx.PoolTimeout) else ErrorCode.TIMEOUT
             raise ProviderError(code, _timeout_detail(exc)) from None
+        except (httpx.ConnectError, httpx.ProxyError, httpx.UnsupportedProtocol) as exc:
+            # No connection was made: nothing sent, nothing billed, and nothing is "overloaded".
+            raise _unreachable(http_request, _connect_reason(exc)) from None
         except (httpx.ReadError, httpx.RemoteProtocolError, httpx.CloseError) as exc:
             # The whole request went out and the connection died before an answer: OpenAI may
             # be generating (and billing) it anyway, so this is retried only like a timeout.
@@ -205,16 +218,26 @@ class OpenAIProvider(Provider):
                 result = self._read_json(response, spool_dir, request_id)
             result.request_id = request_id
             result.rate_limit = result.extra["rate_limit"] = _rate_limit_headers(response)
-            if len(result.files) != request.n:
+            if len(result.files) < request.n:
                 raise ProviderError(
                     ErrorCode.BAD_RESPONSE,
                     f"asked for {request.n} image(s), received {len(result.files)}",
                     request_id=request_id,
                 )
+            if len(result.files) > request.n:
+                # Billed per image: extra ones are paid for too, so they are kept, not dropped.
+                result.extra["extra_images"] = len(result.files) - request.n
             return result
         except httpx.TimeoutException as exc:
             raise ProviderError(
                 ErrorCode.TIMEOUT, _timeout_detail(exc), request_id=response.headers.get("x-request-id")
+            ) from None
+        except httpx.DecodingError:
+            encoding = response.headers.get("content-encoding", "")
+            raise ProviderError(
+                ErrorCode.BAD_RESPONSE,
+                f"the response body could not be decoded as its Content-Encoding {encoding!r} says",
+                request_id=response.headers.get("x-request-id"),
             ) from None
         except (httpx.TransportError, httpx.StreamError) as exc:
             raise ProviderError(
@@ -231,6 +254,12 @@ class OpenAIProvider(Provider):
             for chunk in response.iter_bytes(CHUNK_SIZE):
                 reader.feed(chunk)
             document = reader.close()
+            if reader.ignored_bytes:
+                logger.warning(
+                    "gptimage: %s bytes of a response (request %s) outside its images were not kept",
+                    reader.ignored_bytes,
+                    request_id,
+                )
         except StreamFormatError as exc:
             reader.abort()
             raise ProviderError(ErrorCode.BAD_RESPONSE, str(exc), request_id=request_id) from None
@@ -251,6 +280,7 @@ class OpenAIProvider(Provider):
             files.append(ResultFile(position, decoded.path, decoded.size_bytes, decoded.sha256))
         return ProviderResult(
             files=files,
+            extra={"ignored_bytes": reader.ignored_bytes} if reader.ignored_bytes else {},
             usage=document.get("usage"),
             size=document.get("size"),
             quality=document.get("quality"),
@@ -333,16 +363,79 @@ def retry_after(response: httpx.Response) -> float | None:
     with contextlib.suppress(ValueError):
         if "retry-after-ms" in headers:
             return float(headers["retry-after-ms"]) / 1000
-    with contextlib.suppress(ValueError):
-        if "retry-after" in headers:
-            return float(headers["retry-after"])
+    stated = parse_retry_after(headers["retry-after"]) if "retry-after" in headers else None
+    if stated:  # a date already past (0) lets the reset headers below speak, if there are any
+        return stated
     waits = [
         _parse_duration(headers[h])
         for h in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
         if h in headers
     ]
     waits = [w for w in waits if w is not None]
-    return max(waits) if waits else None
+    return max(waits) if waits else stated
+
+
+def parse_retry_after(value: str, *, now: datetime | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` value in either form HTTP allows (RFC 9110 10.2.3):
+    delay-seconds (``120``) or an HTTP-date (``Wed, 21 Oct 2026 07:28:00 GMT``). A date in
+    the past means "now" (0); anything else is ignored (None)."""
+    value = value.strip()
+    with contextlib.suppress(ValueError):
+        seconds = float(value)
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # RFC 850 and asctime forms carry no zone: they are GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _unreachable(http_request: httpx.Request, reason: str) -> ProviderError:
+    url = http_request.url
+    host = url.host + (f":{url.port}" if url.port else "")
+    return ProviderError(
+        ErrorCode.PROVIDER_ERROR,
+        reason,
+        summary=f"Could not reach the image service at {host}. Nothing was sent or billed.",
+    )
+
+
+def _connect_reason(exc: Exception) -> str:
+    text = str(exc).lower()
+    if "name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
+        return "the host name could not be resolved"
+    if "refused" in text:
+        return "the connection was refused"
+    if "certificate" in text or "ssl" in text:
+        return "the TLS handshake failed"
+    if isinstance(exc, httpx.ProxyError):
+        return "the proxy refused the connection"
+    return f"the connection could not be made ({exc.__class__.__name__})"
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_KEY_LIKE = re.compile(r"\b(?:sk|rk|pk)-[A-Za-z0-9_*.\-]{4,}")
+
+
+def scrub_secrets(text: str, api_key: str | None) -> str:
+    """``text`` without the API key, any part of it of 8 characters or more, or anything that
+    looks like an OpenAI key (``sk-...``, masked ones included)."""
+    if not text:
+        return text
+    if api_key:
+        text = text.replace(api_key, "sk-***")
+        # Fragments: a gateway may echo the key cut short, or only its tail.
+        for size in range(min(len(api_key), 64), 7, -1):
+            for start in range(0, len(api_key) - size + 1):
+                piece = api_key[start : start + size]
+                if piece in text:
+                    text = text.replace(piece, "***")
+    return _KEY_LIKE.sub("sk-***", text)
 
 
 def _error_from_response(response: httpx.Response, request_id: str | None) -> ProviderError:
@@ -365,7 +458,8 @@ def _error_from_envelope(
     status = response.status_code if response is not None else None
     code = str(error.get("code") or "")
     kind = str(error.get("type") or "")
-    detail = str(error.get("message") or (f"HTTP {status}" if status else "error event"))[:500]
+    # Not shortened here: generate() scrubs secrets first, then shortens (a cut key is still a leak).
+    detail = str(error.get("message") or (f"HTTP {status}" if status else "error event"))[:MAX_ERROR_BODY]
     # Reset headers come with every answer; they only mean "wait" on a 429 or 503.
     wait = retry_after(response) if response is not None and response.status_code in (429, 503) else None
     if (

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import email.utils
 import math
+import time
 from dataclasses import dataclass
 
 from .errors import INVALID_REQUEST, APIError
@@ -18,7 +20,12 @@ ERROR_KINDS = (
     "moderation_blocked",
 )
 # Kinds that change how the connection or the (otherwise normal) answer behaves.
-TRANSPORT_KINDS = ("delay", "drop", "truncated", "not_json", "not_image", "wrong_size")
+TRANSPORT_KINDS = (
+    "delay", "drop", "truncated", "not_json", "not_image", "wrong_size",
+    "gzip", "false_gzip", "extra_images", "bulky_field",
+)  # fmt: skip
+# Transport kinds whose answer is odd but usable: the generation still succeeds.
+USABLE_KINDS = ("gzip", "extra_images", "bulky_field")
 # Kinds that only apply to streaming requests (others skip past them).
 STREAM_KINDS = ("stream_error", "stream_cut")
 FAULT_KINDS = ERROR_KINDS + TRANSPORT_KINDS + STREAM_KINDS
@@ -34,6 +41,11 @@ class Fault:
     ``stream_error``/``stream_cut``/stream ``truncated`` (default: all partial images).
     ``size``: "WxH" that ``wrong_size`` produces (default: half the requested size).
     ``message``: replaces the error message of an error kind.
+    ``retry_after_form``: how ``rate_limited`` advertises its wait: ``"seconds"`` (Retry-After and
+    retry-after-ms) or ``"date"`` (Retry-After as an HTTP-date, nothing else).
+    ``gzip``: a gzip-compressed body with ``Content-Encoding: gzip``; ``false_gzip``: the header
+    without the compression. ``extra_images``: ``count`` images more than asked for.
+    ``bulky_field``: ``count`` bytes of text in a field that is not an image (``field``).
     """
 
     kind: str
@@ -45,6 +57,9 @@ class Fault:
     after: int | None = None
     size: str | None = None
     message: str | None = None
+    retry_after_form: str = "seconds"
+    count: int = 1
+    field: str = "revised_prompt"
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -53,6 +68,8 @@ class Fault:
             raise ValueError("times must be at least 1.")
         if not 0 <= self.fraction < 1:
             raise ValueError("fraction must be in [0, 1).")
+        if self.retry_after_form not in ("seconds", "date"):
+            raise ValueError("retry_after_form must be 'seconds' or 'date'.")
 
     def matches(self, path: str, stream: bool) -> bool:
         if self.kind in STREAM_KINDS and not stream:
@@ -101,7 +118,12 @@ class Fault:
         }  # fmt: skip
         status, type_, code, message = table[self.kind]
         headers = {}
-        if self.kind == "rate_limited":
+        if self.kind == "rate_limited" and self.retry_after_form == "date":
+            headers = {
+                "retry-after": email.utils.formatdate(time.time() + seconds, usegmt=True),
+                "x-ratelimit-remaining-requests": "0",
+            }
+        elif self.kind == "rate_limited":
             headers = {
                 "retry-after": str(math.ceil(seconds)),
                 "retry-after-ms": str(round(seconds * 1000)),

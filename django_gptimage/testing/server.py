@@ -8,6 +8,7 @@ assert that a client reuses its connections (``connections_opened``).
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hmac
 import json
 import socket
@@ -350,9 +351,19 @@ class FakeOpenAIServer:
             )
         payload = answers.images_response(job, self.image_mode, fault)
         self._account(payload["usage"]["total_tokens"])
+        kind = fault.kind if fault is not None else None
+        if kind == "extra_images" and fault is not None:
+            payload["data"] = payload["data"] + payload["data"][:1] * fault.count
+        if kind == "bulky_field" and fault is not None:
+            payload["data"][0][fault.field] = "x" * fault.count
         encoded = json.dumps(payload).encode()
-        fraction = fault.fraction if fault is not None and fault.kind == "truncated" else None
-        send(h, 200, encoded, self._headers(request_id, started), fraction=fraction)
+        headers = self._headers(request_id, started)
+        if kind in ("gzip", "false_gzip"):
+            headers = {**headers, "content-encoding": "gzip"}
+            if kind == "gzip":
+                encoded = gzip.compress(encoded, compresslevel=1)
+        fraction = fault.fraction if fault is not None and kind == "truncated" else None
+        send(h, 200, encoded, headers, fraction=fraction)
 
     def _account(self, tokens: int) -> None:
         with self._lock:
