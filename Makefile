@@ -3,6 +3,7 @@
 #   make demo                  the example project on http://127.0.0.1:8000/admin/ (PORT=8001 to move it)
 #   make test                  the whole test suite (SQLite + embedded Redis unless DATABASE_URL/REDIS_URL)
 #   make lint                  ruff check + ruff format --check
+#   make typecheck             mypy + django-stubs over django_gptimage/ (strict on domain/)
 #   make docs                  build the documentation site into site/ (strict: warnings are errors)
 #   make docs-serve            serve it on http://127.0.0.1:8008/ while you edit docs/
 #
@@ -20,15 +21,17 @@ PIP_FLAGS ?= --disable-pip-version-check --quiet
 VENV_PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-from-pyproject
 DOCS_STAMP := $(VENV)/.installed-docs-from-pyproject
+TYPECHECK_STAMP := $(VENV)/.installed-typecheck-from-pyproject
 DOCS_PORT ?= 8008
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format demo docs docs-serve clean
+.PHONY: help install test lint typecheck format demo docs docs-serve clean
 
 help:
 	@echo "make demo     run the example project (admin, RQ worker, embedded Redis) on PORT (default 8000)"
 	@echo "make test     run the test suite           PYTEST_ARGS='...'  PYTHON=python3.13 VENV=.venv-313"
 	@echo "make lint     ruff check + ruff format --check"
+	@echo "make typecheck  mypy + django-stubs over django_gptimage/ (strict on domain/)"
 	@echo "make format   ruff format + ruff check --fix"
 	@echo "make docs     build the documentation site into site/ (mkdocs --strict)"
 	@echo "make docs-serve  serve the documentation on http://127.0.0.1:$(DOCS_PORT)/"
@@ -71,6 +74,15 @@ format: $(STAMP)
 	$(check_venv)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+$(TYPECHECK_STAMP): pyproject.toml $(STAMP)
+	$(VENV_PYTHON) -m pip install $(PIP_FLAGS) -e '.[test,typecheck]'
+	@touch $@
+
+# mypy with django-stubs over django_gptimage/ ([tool.mypy] in pyproject.toml; strict on domain/).
+typecheck: $(TYPECHECK_STAMP)
+	$(check_venv)
+	$(VENV_PYTHON) -m mypy
 
 $(DOCS_STAMP): pyproject.toml $(STAMP)
 	$(VENV_PYTHON) -m pip install $(PIP_FLAGS) -e '.[test,docs]'

@@ -7,7 +7,7 @@ docs/settings.md``) and a test fails when it is stale.
 
 To add a key: declare it in :class:`Settings`, in the section it belongs to, with the kind that
 matches its type (``Text``, ``OptionalText``, ``Number``, ``Integer``, ``OptionalInteger``,
-``Flag``, ``Names``, ``Mapping``, ``Backend``), then regenerate the docs. Read it as ``gptimage_settings.KEY``.
+``Flag``, ``Names``, ``Mapping``, ``Backend``, ``TextWithDefault``), then regenerate the docs. Read it as ``gptimage_settings.KEY``.
 
 The API key and the base URL also come from the ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``
 environment variables, OpenAI's own convention.
@@ -142,6 +142,15 @@ class OptionalText(Setting["str | None"]):
         return value is None or isinstance(value, str)
 
 
+class TextWithDefault(Setting[str]):
+    """A string whose ``None`` means "the built-in fallback" (so the effective value is a string)."""
+
+    kind = "string or None"
+
+    def accepts(self, value: Any) -> bool:
+        return value is None or isinstance(value, str)
+
+
 class Number(Setting[float]):
     kind = "number"
 
@@ -218,12 +227,12 @@ def _provider(s: Settings, value: Any) -> str:
     if isinstance(value, dict):  # the STORAGES-like form
         value = value.get("BACKEND")
     if value:
-        return value  # type: ignore[no-any-return]
+        return str(value) if isinstance(value, str) else value
     return "openai" if s.API_KEY else "offline"
 
 
 def _spool_dir(s: Settings, value: Any) -> str:
-    return value or os.path.join(tempfile.gettempdir(), "django-gptimage-spool")  # type: ignore[no-any-return]
+    return value or os.path.join(tempfile.gettempdir(), "django-gptimage-spool")
 
 
 class Settings:
@@ -271,7 +280,7 @@ class Settings:
         example='"API_KEY": os.environ.get("OPENAI_API_KEY_IMAGES")',
         resolve=_api_key,
     )
-    BASE_URL = OptionalText(
+    BASE_URL = TextWithDefault(
         None,
         "Root of the OpenAI-compatible API, ending with `/v1`.",
         section=PROVIDER_API,
@@ -488,7 +497,7 @@ class Settings:
         "Images applied to an object's field are copies in that field's storage and are never deleted.",
         example='"KEEP_FILES_ON_DELETE": True',
     )
-    SPOOL_DIR = OptionalText(
+    SPOOL_DIR = TextWithDefault(
         None,
         "Local directory where paid-for image bytes are kept until they are safely in storage.",
         section=STORAGE_SECTION,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
@@ -48,7 +49,7 @@ class ConfiguredStorage(Storage):
     def get_available_name(self, name: str, max_length: int | None = None) -> str:
         return self.target.get_available_name(name, max_length=max_length)
 
-    def generate_filename(self, filename: str) -> str:
+    def generate_filename(self, filename: str | os.PathLike[str]) -> str:
         return self.target.generate_filename(filename)
 
     def path(self, name: str) -> str:
@@ -105,8 +106,9 @@ class Phase(models.TextChoices):
     DONE = "done", _("Done")
 
 
-ErrorCodeChoices = models.TextChoices("ErrorCodeChoices", [(c.name, c.value) for c in ErrorCode])
-ModeChoices = models.TextChoices("ModeChoices", [(m.replace("-", "_").upper(), m) for m in MODES])
+# The functional API, which django-stubs does not model.
+ErrorCodeChoices = models.TextChoices("ErrorCodeChoices", [(c.name, c.value) for c in ErrorCode])  # type: ignore[call-overload]
+ModeChoices = models.TextChoices("ModeChoices", [(m.replace("-", "_").upper(), m) for m in MODES])  # type: ignore[call-overload]
 
 FINISHED_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELED)
 

@@ -8,6 +8,8 @@ CLI without ``--user``) gets ``PLAN_WITHOUT_USER``, which by default means no pl
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -126,15 +128,20 @@ def _join(values: list[str]) -> str:
     return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " and " + values[-1]
 
 
+def _has_tier(plan: AccessPlan, *, tier: str) -> bool:
+    return tier in (plan.tiers or ())
+
+
 def explain(current: AccessPlan, field: str, value: Any, policy: Policy) -> str:
     """ "2K and 4K need the Paid plan; ask …": what is locked, which plan unlocks it, whom to ask."""
     others = [p for p in all_plans() if p.name != current.name]
     # An upgrade first (least generous first), a plan ranked lower only when nothing above has it.
     plans = [p for p in others if p.rank > current.rank] + [p for p in others if p.rank <= current.rank][::-1]
+    items: list[tuple[str, Callable[[AccessPlan], bool]]]
     if field == "tier":
         site_tiers = policy.effective_tiers() or TIERS
         locked = [t for t in site_tiers if t not in (current.tiers or ())] or [str(value)]
-        items = [(t, lambda p, t=t: t in (p.tiers or ())) for t in locked]
+        items = [(t, functools.partial(_has_tier, tier=t)) for t in locked]
     elif field == "model":
         items = [(str(value), lambda p: not p.model_names or value in p.model_names)]
     elif field == "quality":
@@ -144,7 +151,7 @@ def explain(current: AccessPlan, field: str, value: Any, policy: Policy) -> str:
             (f"More than {current.max_n} images per request", lambda p: p.max_n is None or p.max_n >= value)
         ]
     else:
-        items = [(f"{value!r}", lambda p: False)]
+        items = [(f"{value!r}", lambda p: False)]  # nothing unlocks an unknown field
     by_plan: dict[str, list[str]] = {}
     nowhere: list[str] = []
     for label, unlocks in items:

@@ -85,11 +85,11 @@ class AccessPlanAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("Models"))
     def models_display(self, obj: AccessPlan) -> str:
-        return ", ".join(obj.model_names or ()) or _("all")
+        return ", ".join(obj.model_names or ()) or str(_("all"))
 
     @admin.display(description=_("Qualities"))
     def qualities_display(self, obj: AccessPlan) -> str:
-        return ", ".join(obj.qualities or ()) or _("all")
+        return ", ".join(obj.qualities or ()) or str(_("all"))
 
     @admin.display(description=_("Users"))
     def users(self, obj: AccessPlan) -> int:

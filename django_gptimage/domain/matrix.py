@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .capabilities import MODES, get_capabilities
+from .capabilities import MODES, ModelCapabilities, get_capabilities
 from .policy import Policy
 from .sizes import RATIOS, TIERS, SizeChoice, resolve_size
 
@@ -26,7 +26,9 @@ def matrix(model: str, policy: Policy | None = None) -> list[SizeChoice]:
     return rows
 
 
-def _policy_reason(policy: Policy, caps, model: str, mode: str, ratio: str, tier: str) -> str:
+def _policy_reason(
+    policy: Policy, caps: ModelCapabilities, model: str, mode: str, ratio: str, tier: str
+) -> str:
     if not policy.allows_model(model):
         return f"Site policy does not allow {model}."
     if mode not in policy.effective_modes(caps):

@@ -50,7 +50,7 @@ class SizeChoice:
 def parse_ratio(ratio: str) -> Fraction | None:
     """``"16:9"`` -> Fraction(16, 9); None for anything that is not two positive integers."""
     parts = ratio.split(":")
-    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() for p in parts):
         return None
     w, h = int(parts[0]), int(parts[1])
     if w <= 0 or h <= 0:
@@ -187,11 +187,18 @@ def tier_for_size(width: int, height: int) -> str:
     return "4K"
 
 
+def _listed_ratio(ratio: str) -> float:
+    value = parse_ratio(ratio)
+    if value is None:  # every entry of RATIOS but auto parses
+        raise ValueError(f"{ratio!r} is not a W:H ratio")
+    return float(value)
+
+
 def ratio_label(width: int, height: int) -> str:
     """A readable ratio for an explicit size: the nearest listed ratio, else the reduced one."""
     actual = width / height
-    best = min((r for r in RATIOS if r != AUTO), key=lambda r: abs(math.log(float(parse_ratio(r)) / actual)))
-    if abs(math.log(float(parse_ratio(best)) / actual)) < 0.02:  # type: ignore[arg-type]
+    best = min((r for r in RATIOS if r != AUTO), key=lambda r: abs(math.log(_listed_ratio(r) / actual)))
+    if abs(math.log(_listed_ratio(best) / actual)) < 0.02:
         return best
     f = Fraction(width, height)
     return f"{f.numerator}:{f.denominator}"

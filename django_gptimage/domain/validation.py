@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .capabilities import BACKGROUNDS, MODES, get_capabilities
+from .capabilities import BACKGROUNDS, MODES, ModelCapabilities, get_capabilities
 from .policy import Policy
 from .sizes import (
     AUTO,
@@ -171,7 +171,7 @@ def validate(request: GenerationRequest, policy: Policy | None = None) -> Valida
 
 
 def _check_size(
-    request: GenerationRequest, caps, policy: Policy, result: ValidationResult
+    request: GenerationRequest, caps: ModelCapabilities, policy: Policy, result: ValidationResult
 ) -> SizeChoice | None:
     mode = request.mode if request.mode in MODES else "text-to-image"
     if request.size:
@@ -239,7 +239,9 @@ def _check_size(
     return choice
 
 
-def _check_inputs(request: GenerationRequest, caps, result: ValidationResult) -> None:
+def _check_inputs(
+    request: GenerationRequest, caps: ModelCapabilities | None, result: ValidationResult
+) -> None:
     if request.mode == "text-to-image":
         if request.images:
             result.add(
@@ -279,7 +281,11 @@ def _check_inputs(request: GenerationRequest, caps, result: ValidationResult) ->
 
 
 def _check_image(
-    image: InputImage, field_name: str, formats, max_bytes: int, result: ValidationResult
+    image: InputImage,
+    field_name: str,
+    formats: tuple[str, ...],
+    max_bytes: int,
+    result: ValidationResult,
 ) -> bool:
     if image.format is None:
         result.add(field_name, image.problem or f"{image.name!r} is not an image file that can be read.")

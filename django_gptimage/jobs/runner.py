@@ -274,11 +274,11 @@ def _call_provider(generation: ImageGeneration, attempt: GenerationAttempt) -> R
         shutil.rmtree(spool_dir, ignore_errors=True)
         # The request may have gone out before the crash: record it as maybe billed and leave
         # the decision to retry to a person instead of retrying a bug automatically.
-        error = ProviderError(
+        crash = ProviderError(
             ErrorCode.PROVIDER_ERROR, f"unexpected {exc.__class__.__name__}; not retried automatically"
         )
         attempt.maybe_billed = getattr(provider, "billable", True)
-        return _failed(generation, attempt, error, retry=False)
+        return _failed(generation, attempt, crash, retry=False)
     return _received(generation, attempt, result, spool_dir, billable=getattr(provider, "billable", True))
 
 

@@ -101,14 +101,14 @@ class ThreadScheduler(RQScheduler):
         with self._start_lock:
             return super().acquire_locks(auto_start=auto_start)
 
-    def start(self) -> threading.Thread:  # type: ignore[override]
+    def start(self) -> threading.Thread:
         with self._start_lock:
             if self.running:
                 return self._process  # type: ignore[return-value]
             self._status = self.Status.STARTED
             self._stop_requested = False
             thread = threading.Thread(target=run_scheduler, args=(self,), name="rq-scheduler", daemon=True)
-            self._process = thread  # RQ checks ``_process.is_alive()`` to restart a dead scheduler
+            self._process = thread  # type: ignore[assignment]  # RQ checks ``_process.is_alive()`` to restart a dead scheduler
             thread.start()
             return thread
 
@@ -248,7 +248,7 @@ class ThreadWorker(SimpleWorker):
         """Called by the pool's monitor thread; True if a job was running."""
         with self._job_lock:
             job = self._monitored_job
-            if job is None or self.execution is None:
+            if job is None or job.started_at is None or self.execution is None:
                 return False
             self.set_current_job_working_time((now() - job.started_at).total_seconds())
             self.maintain_heartbeats(job)

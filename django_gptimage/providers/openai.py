@@ -294,10 +294,11 @@ class OpenAIProvider(Provider):
     ) -> ProviderResult:
         result = ProviderResult(files=[])
 
-        def on_event(event: dict[str, Any], decoded: list) -> None:
+        def on_event(event: dict[str, Any], decoded: list[Any]) -> None:
             kind = str(event.get("type", ""))
             if kind == "error" or "error" in event:
-                error = event.get("error") if isinstance(event.get("error"), dict) else event
+                inner = event.get("error")
+                error: dict[str, Any] = inner if isinstance(inner, dict) else event
                 raise _error_from_envelope(None, error, request_id)
             if not decoded:
                 raise StreamFormatError(f"event {kind!r} has no image")
@@ -366,12 +367,12 @@ def retry_after(response: httpx.Response) -> float | None:
     stated = parse_retry_after(headers["retry-after"]) if "retry-after" in headers else None
     if stated:  # a date already past (0) lets the reset headers below speak, if there are any
         return stated
-    waits = [
+    parsed = [
         _parse_duration(headers[h])
         for h in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
         if h in headers
     ]
-    waits = [w for w in waits if w is not None]
+    waits = [w for w in parsed if w is not None]
     return max(waits) if waits else stated
 
 

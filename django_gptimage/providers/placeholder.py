@@ -182,6 +182,8 @@ def draw_placeholder(
 
     # The title, fitted to its box.
     title = title_of(request.prompt)
+    top: float
+    box_w: float
     if kind == "poster":
         box_w, start, max_lines, top = width - 2 * margin, short // 7, 4, margin + short // 12
         font, lines, size = _fit(draw, title.upper(), box_w, start, max_lines)
@@ -227,7 +229,7 @@ def _cover(
     draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(*accent, 235))
     for i, shade in enumerate((light, accent, dark)):
         base = h * (0.58 + i * 0.12)
-        peaks = [(w * 0.3, h)]
+        peaks: list[tuple[float, float]] = [(w * 0.3, h)]
         for k in range(6):
             x = w * 0.3 + k * w * 0.14
             peaks.append((x, base - (seed[5 + i * 6 + k] / 255) * h * 0.18))

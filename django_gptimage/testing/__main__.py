@@ -51,7 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: done.set())
     if args.until_stdin_closes:
-        threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+
+        def stop_when_stdin_closes() -> None:
+            sys.stdin.read()
+            done.set()
+
+        threading.Thread(target=stop_when_stdin_closes, daemon=True).start()
     done.wait()
     server.stop()
     return 0

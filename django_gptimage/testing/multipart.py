@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email import errors as email_errors
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -27,7 +28,7 @@ class UploadedFile:
     field: str
     filename: str | None
     content_type: str
-    data: bytes = field(repr=False)
+    data: bytes = dataclasses.field(repr=False)  # (a field named ``field`` shadows the function)
 
     def summary(self) -> FileSummary:
         digest = hashlib.sha256(self.data).hexdigest()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field
 from email.message import Message
@@ -59,9 +60,9 @@ def redacted_headers(headers: Message) -> dict[str, str]:
     return out
 
 
-def read_body(rfile: BinaryIO, headers: Message) -> bytes:
+def read_body(rfile: BinaryIO | io.BufferedIOBase, headers: Message) -> bytes:
     if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             size = int(rfile.readline().split(b";")[0].strip() or b"0", 16)
             if size == 0:

@@ -162,9 +162,8 @@ class Command(BaseCommand):
         if options["json"]:
             self.stdout.write(json.dumps(summary))
             return
-        style = {Status.SUCCEEDED: self.style.SUCCESS, Status.FAILED: self.style.ERROR}.get(
-            generation.status, self.style.WARNING
-        )
+        styles: dict[str, Any] = {Status.SUCCEEDED: self.style.SUCCESS, Status.FAILED: self.style.ERROR}
+        style = styles.get(generation.status, self.style.WARNING)
         self.stdout.write(style(f"{generation.pk}: {generation.status}"))
         if generation.error_code:
             self.stdout.write(f"  {generation.error_code}: {generation.error_message}")
