@@ -7,6 +7,8 @@ deploy. :func:`preset_errors` is the one check used by the admin form, the syste
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
@@ -62,7 +64,7 @@ def code_presets() -> dict[str, Preset]:
     return presets
 
 
-def preset_from_row(row: models.Model) -> Preset:
+def preset_from_row(row: Any) -> Preset:  # a PresetRecord (models import this module)
     """A PromptPreset row (with its outputs) as a Preset."""
     outputs = tuple(
         PresetOutput(
@@ -148,7 +150,8 @@ def preset_errors(
         targets = [model]
     for output in preset.outputs:
         messages: list[str] = []
-        for target in targets or [None]:
+        candidates: list[type[models.Model] | None] = [*targets] or [None]
+        for target in candidates:
             messages += [m for m in template_problems(output.prompt_template, target) if m not in messages]
         problems += [Problem(f"{output.key}.prompt_template", m) for m in messages]
         for target in targets:

@@ -111,12 +111,13 @@ def _attribute_kind(model: type[Model], name: str) -> tuple[str, Any]:
             return "field", field
     match = re.fullmatch(r"get_(\w+)_display", name)
     if match:
+        display: Any
         try:
-            field = model._meta.get_field(match.group(1))
+            display = model._meta.get_field(match.group(1))
         except FieldDoesNotExist:
-            field = None
-        if field is not None and getattr(field, "choices", None):
-            return "display", field
+            display = None
+        if display is not None and getattr(display, "choices", None):
+            return "display", display
     try:
         attr = inspect.getattr_static(model, name)
     except AttributeError:

@@ -564,7 +564,8 @@ def _resolve_target(obj_or_target: Any) -> tuple[Model | None, type[Model], str 
         return None, obj_or_target, None
     if isinstance(obj_or_target, Model):
         obj = obj_or_target
-        return obj, type(obj)._meta.concrete_model, None if obj.pk is None else str(obj.pk)
+        concrete = type(obj)._meta.concrete_model or type(obj)
+        return obj, concrete, None if obj.pk is None else str(obj.pk)
     raise TypeError(
         f"generate_for() needs a model instance, a model class or a Target, not {obj_or_target!r}."
     )
@@ -648,7 +649,7 @@ def _source_image(
         return NamedUpload(os.path.basename(value.name), handle)
     if value and hasattr(value, "read"):  # an upload on the form
         return NamedUpload(os.path.basename(getattr(value, "name", "") or name), value)
-    verbose = model._meta.get_field(name).verbose_name if _has_field(model, name) else name
+    verbose = getattr(model._meta.get_field(name), "verbose_name", name) if _has_field(model, name) else name
     return Problem(
         "source_field",
         f"There is no {verbose} yet: upload one first (this preset starts from the {name!r} image).",

@@ -116,7 +116,8 @@ def target_of(generation: ImageGeneration) -> Target | None:
     """The generation's target, or None (untargeted, or its model no longer exists)."""
     if generation.target_content_type_id is None:
         return None
-    model = generation.target_content_type.model_class()
+    content_type = generation.target_content_type
+    model = content_type.model_class() if content_type is not None else None
     if model is None:
         return None
     return Target(model, generation.target_field, generation.target_object_id or None)
@@ -297,14 +298,15 @@ def _write(
         update_fields = [field.name]
         if isinstance(field, models.ImageField):
             field.update_dimension_fields(obj, force=True)
-            update_fields += [f for f in (field.width_field, field.height_field) if f]
+            dimensions = (getattr(field, "width_field", None), getattr(field, "height_field", None))
+            update_fields += [f for f in dimensions if f]
         if alt_field and image.alt_text:
             setattr(obj, alt_field, image.alt_text)
             update_fields.append(alt_field)
         obj.save(update_fields=update_fields)
         previous_deleted = bool(delete_previous and current and current != stored)
         application = AppliedImage.objects.create(
-            image=image, content_type=ct, object_id=target.object_id, field=field.name, stored_name=stored,
+            image=image, content_type=ct, object_id=target.object_id, field=field.name, stored_name=stored,  # type: ignore[misc]  # set: the object was loaded by it
             applied_by=applied_by, previous_name=current, previous_deleted=previous_deleted,
         )  # fmt: skip
     except BaseException:
