@@ -63,9 +63,10 @@ class PresetOutputFormSet(forms.BaseInlineFormSet):
         policy = gptimage_settings.policy
         for form in kept:
             data = form.cleaned_data
-            spec = OutputSpec(
-                **{name: data.get(name) if data.get(name) is not None else "" for name in _SPEC_FIELDS}
-            )
+            values: dict[str, Any] = {
+                name: data.get(name) if data.get(name) is not None else "" for name in _SPEC_FIELDS
+            }
+            spec = OutputSpec(**values)
             for problem in output_problems(spec, policy, default_model=gptimage_settings.MODEL):
                 form.add_error(problem.field if problem.field in form.fields else None, problem.message)
             messages: list[str] = []
@@ -138,7 +139,7 @@ class PromptPresetAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("Outputs"), ordering="_outputs")
     def output_count(self, obj: PromptPreset) -> int:
-        return obj._outputs  # type: ignore[attr-defined, no-any-return]
+        return obj._outputs  # type: ignore[attr-defined]
 
     @admin.display(description=_("Overrides a code preset"))
     def overrides(self, obj: PromptPreset) -> str:
