@@ -125,7 +125,7 @@ def test_a_held_turn_is_confirmed_not_taken_again(redis_url: str, scope: str) ->
     again = mine.acquire(held=later.at_ms)
     assert again.at_ms == later.at_ms  # the same turn, nothing reserved
     assert mine.acquire().at_ms - later.at_ms >= 1000
-    stale = mine.acquire(held=later.at_ms - 31_000)  # missed by more than HELD_STALE: a new turn
+    stale = mine.acquire(held=later.at_ms - 60_000)  # missed by well over HELD_STALE (30 s): a new turn
     assert stale.at_ms - later.at_ms >= 2000
 
 
