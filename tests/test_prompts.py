@@ -15,7 +15,7 @@ from django_gptimage.prompts import (
 )
 from tests.testapp.models import Article, Product
 
-SECRET = "sk-sandbox-test-secret-0123456789"
+SECRET = "sk-sandbox-test-0123"
 
 
 @pytest.fixture

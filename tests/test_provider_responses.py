@@ -22,7 +22,7 @@ from django_gptimage.providers.base import ProviderError, ProviderRequest
 from django_gptimage.providers.openai import OpenAIProvider, parse_retry_after, retry_after, scrub_secrets
 from django_gptimage.testing.faults import Fault
 
-KEY = "sk-test-responses-0123456789abcdef"
+KEY = "sk-test-responses-0123"
 
 
 def text_request(**overrides: Any) -> ProviderRequest:
