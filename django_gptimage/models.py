@@ -192,6 +192,8 @@ class ImageGeneration(models.Model):
         verbose_name_plural = _("image generations")
         indexes = [
             models.Index(fields=["status", "heartbeat_at"], name="gptimage_status_heartbeat"),
+            # The admin finds a generation by the id the image service gave it (support tickets).
+            models.Index(fields=["provider_request_id"], name="gptimage_provider_request"),
             models.Index(
                 fields=["target_content_type", "target_object_id", "target_field", "created_at"],
                 name="gptimage_target_created",

@@ -223,3 +223,43 @@ def test_a_view_only_editor_cannot_spend_money(
     bad.refresh_from_db()
     assert bad.status == Status.FAILED and ImageGeneration.objects.count() == 1
     assert len(gptimage_openai.requests) == before
+
+
+def test_the_count_stops_at_the_cap_and_the_page_says_so(
+    editor: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    from django_gptimage.admin.generations import CappedCountPaginator
+
+    monkeypatch.setattr(CappedCountPaginator, "count_cap", 4)
+    make_rows(6)
+    response = editor.get(reverse(CHANGELIST), {"q": "Row"})
+    cl = response.context["cl"]
+    assert cl.result_count == 4 and cl.paginator.capped
+    assert "Counted up to 4: more generations match." in response.content.decode()
+    # Under the cap the count is exact and nothing is said.
+    response = editor.get(reverse(CHANGELIST), {"q": "Row 1"})
+    assert response.context["cl"].result_count == 1 and not response.context["cl"].paginator.capped
+    assert "Counted up to" not in response.content.decode()
+
+
+def test_prompt_search_has_its_trigram_index_on_postgresql_only() -> None:
+    from django.core.checks import run_checks
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'gptimage_prompt_trgm'")
+            assert "gin_trgm_ops" in cursor.fetchone()[0]
+            assert not [m for m in run_checks(databases=["default"]) if m.id == "django_gptimage.W008"]
+            cursor.execute("DROP INDEX gptimage_prompt_trgm")
+            try:
+                warnings = [m for m in run_checks(databases=["default"]) if m.id == "django_gptimage.W008"]
+                assert len(warnings) == 1 and "CREATE INDEX gptimage_prompt_trgm" in warnings[0].hint
+            finally:
+                cursor.execute(
+                    "CREATE INDEX gptimage_prompt_trgm ON django_gptimage_imagegeneration "
+                    "USING gin (UPPER(prompt) gin_trgm_ops)"
+                )
+        else:  # the migration leaves other databases alone, and the check has nothing to say
+            names = connection.introspection.get_constraints(cursor, "django_gptimage_imagegeneration")
+            assert "gptimage_prompt_trgm" not in names
+            assert not [m for m in run_checks(databases=["default"]) if m.id == "django_gptimage.W008"]
