@@ -237,7 +237,8 @@ def main() -> None:
         from django.db import connection
 
         if connection.vendor == "postgresql":
-            engine = "PostgreSQL %d.%d" % divmod(connection.pg_version, 10000)
+            major, minor = divmod(connection.pg_version, 10000)
+            engine = f"PostgreSQL {major}.{minor}"
         else:
             engine = f"SQLite {connection.Database.sqlite_version}"
         print(f"{args.rows:,} generations in {time.perf_counter() - t0:.0f} s ({engine}, {database['NAME']})")
