@@ -17,6 +17,7 @@ __all__ = [
     "NamedUpload",
     "Target",
     "apply_result",
+    "autogenerate",
     "bind_target",
     "cancel_generation",
     "check_permission",

@@ -13,3 +13,6 @@ class GptImageConfig(AppConfig):
         from .cleanup import register_signal_handlers
 
         register_signal_handlers()
+        from .hooks import connect
+
+        connect()

@@ -69,6 +69,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
         messages += _check_pillow_formats()
         messages += _check_defaults()
         messages += _check_presets()
+        messages += _check_autogenerate()
     return messages
 
 
@@ -733,6 +734,106 @@ def _check_presets() -> list[CheckMessage]:
                     ),
                     obj=name,
                     id="django_gptimage.E021" if sizes else "django_gptimage.E020",
+                )
+            )
+    return messages
+
+
+# E030-E034 ------------------------------------------------------------------------------------
+
+
+def _check_autogenerate() -> list[CheckMessage]:
+    """Save hooks (``GPTIMAGE["AUTOGENERATE"]`` and ``autogenerate()``): what would only fail
+    at the first save is reported at startup."""
+    from django.apps import apps
+    from django.db import models
+
+    from .hooks import configured_hooks
+    from .presets import UnknownPreset, code_presets, get_preset, preset_errors
+    from .prompts import template_problems
+
+    hooks, malformed = configured_hooks()
+    messages: list[CheckMessage] = [
+        Error(
+            f"GPTIMAGE['AUTOGENERATE'] is malformed: {problem}.",
+            hint="See docs/automation.md for the keys of a save hook.",
+            id="django_gptimage.E030",
+        )
+        for problem in malformed
+    ]
+    for hook in hooks:
+        where = f"Save hook {hook.label!r}"
+        try:
+            model = apps.get_model(hook.model)
+        except (LookupError, ValueError):
+            messages.append(
+                Error(
+                    f"{where}: {hook.model!r} is not an installed model.",
+                    hint="Write 'app_label.ModelName' of a model in INSTALLED_APPS.",
+                    obj=hook.label,
+                    id="django_gptimage.E031",
+                )
+            )
+            continue
+        file_fields = [f.name for f in model._meta.get_fields() if isinstance(f, models.FileField)]
+        fields = {f.name for f in model._meta.concrete_fields}
+        if hook.field not in file_fields:
+            what = "is not a file or image field" if hook.field in fields else "does not exist"
+            messages.append(
+                Error(
+                    f"{where}: {model._meta.label}.{hook.field} {what}.",
+                    hint=f"Generate into one of its image fields: {', '.join(file_fields) or 'it has none'}.",
+                    obj=hook.label,
+                    id="django_gptimage.E032",
+                )
+            )
+        for name in (*hook.fields, *([hook.alt_field] if hook.alt_field else [])):
+            if name not in fields:
+                messages.append(
+                    Error(
+                        f"{where}: {model._meta.label} has no field {name!r} "
+                        f"({'alt_field' if name == hook.alt_field else 'fields'}).",
+                        hint=f"Its fields: {', '.join(sorted(fields))}.",
+                        obj=hook.label,
+                        id="django_gptimage.E032",
+                    )
+                )
+        problems: list[str] = []
+        if hook.preset:
+            try:
+                preset = code_presets().get(hook.preset)
+            except ValueError:  # E020 reports it
+                preset = None
+            if preset is None:
+                try:
+                    preset = get_preset(hook.preset)  # a PromptPreset row
+                except UnknownPreset as exc:
+                    messages.append(
+                        Error(
+                            f"{where}: {exc}",
+                            hint="Define it in GPTIMAGE['PRESETS'] or as a prompt preset in the admin.",
+                            obj=hook.label,
+                            id="django_gptimage.E033",
+                        )  # fmt: skip
+                    )
+                    continue
+                except Exception:  # noqa: BLE001 - no database yet (before migrate): cannot tell
+                    preset = None
+            if preset is not None:
+                problems += [
+                    f"preset {hook.preset!r}, {p.field}: {p.message}"
+                    for p in preset_errors(preset, model)
+                    if not (hook.template and p.field.endswith(".prompt_template"))
+                ]
+        if hook.template:
+            problems += [f"template: {m}" for m in template_problems(hook.template, model)]
+        for problem in problems:
+            messages.append(
+                Error(
+                    f"{where}: {problem}",
+                    hint="Name only fields the model has ({{ object.<field> }}), with the allowed tags and filters.",
+                    obj=hook.label,
+                    id="django_gptimage.E034",
                 )
             )
     return messages

@@ -7,7 +7,7 @@ docs/settings.md``) and a test fails when it is stale.
 
 To add a key: declare it in :class:`Settings`, in the section it belongs to, with the kind that
 matches its type (``Text``, ``OptionalText``, ``Number``, ``Integer``, ``OptionalInteger``,
-``Flag``, ``Names``, ``Mapping``, ``Backend``, ``TextWithDefault``), then regenerate the docs. Read it as ``gptimage_settings.KEY``.
+``Flag``, ``Names``, ``Mapping``, ``Entries``, ``Backend``, ``TextWithDefault``), then regenerate the docs. Read it as ``gptimage_settings.KEY``.
 
 The API key and the base URL also come from the ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``
 environment variables, OpenAI's own convention.
@@ -40,6 +40,7 @@ STORAGE_SECTION = "Storage"
 ACCESS = "Access"
 JOBS = "Background jobs"
 TARGETS = "Targets, templates and presets"
+AUTOMATION = "Automation"
 
 SECTIONS: dict[str, str] = {
     PROVIDER_API: "",
@@ -61,6 +62,8 @@ SECTIONS: dict[str, str] = {
     JOBS: "",
     TARGETS: "How `generate_for()`, `apply_result()` and prompt templates behave; see "
     "[service.md](service.md#targets-and-candidates).",
+    AUTOMATION: "Generation without anybody clicking: save hooks and batch runs; see "
+    "[automation.md](automation.md).",
 }
 
 
@@ -202,6 +205,13 @@ class Backend(Setting[str]):
                 and isinstance(value.get("OPTIONS", {}), dict)
             )
         return value is None or isinstance(value, str)
+
+
+class Entries(Setting["list[dict[str, Any]]"]):
+    kind = "list of dicts"
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, list | tuple) and all(isinstance(v, dict) for v in value)
 
 
 class Mapping(Setting["dict[str, Any]"]):
@@ -727,6 +737,30 @@ class Settings:
         doc="Deleted once the save has committed; `apply_result(..., delete_previous=...)` overrides it per "
         "call. The `AppliedImage` row records the previous name and whether it was deleted.",
         example='"APPLY_DELETE_PREVIOUS": True',
+    )
+
+    # -- Automation --------------------------------------------------------------------------
+
+    AUTOGENERATE = Entries(
+        [],
+        "Save hooks: image fields generated when an object is saved.",
+        section=AUTOMATION,
+        default_doc=" (none)",
+        doc='Each entry is a dict: `model` (`"app_label.Model"`), `field` (its image field), `preset` '
+        'and/or `template` (a template replaces the preset\'s prompt), `when` (`"created"`, `"empty"`: '
+        'the field is empty, the default, or `"changed"` with `fields`, the source fields whose change '
+        'since the hook\'s last generation starts a new one), `apply` (`"candidates"`, the default: the '
+        'images wait for an editor; `"direct"`: the first image is applied, with `alt_field` set to its '
+        "alt text if given) and an optional `name`. `django_gptimage.autogenerate(...)` registers the same "
+        "from code. Hooks run after the save commits, never on raw saves (`loaddata`), never for a save that "
+        "applies a result, and reuse a generation with the same fingerprint. Checks `E030`-`E034` report "
+        "malformed entries, unknown models, fields and presets, and templates naming missing fields.",
+        example='"AUTOGENERATE": [\n'
+        '    {"model": "cms.Article", "field": "cover", "preset": "cover", "when": "empty"},\n'
+        '    {"model": "cms.Product", "field": "main_visual", "preset": "product", "when": "created"},\n'
+        '    {"model": "cms.Event", "field": "poster", "preset": "poster", "when": "changed",\n'
+        '     "fields": ["title", "date"], "apply": "direct"},\n'
+        "]",
     )
 
     # -- Access to the raw dict and derived values -------------------------------------------

@@ -372,4 +372,42 @@ class PresetOutput(models.Model):
         return f"{self.preset.name}/{self.key}"
 
 
+class HookEvent(models.Model):
+    """What a save hook did not do (refused, queue down, skipped, deferred) or did on its own (applied).
+
+    Shown on the object's generations panel, so an editor whose save did not start a
+    generation sees why; the save itself always succeeded.
+    """
+
+    class Outcome(models.TextChoices):
+        REFUSED = "refused", _("Refused")
+        UNAVAILABLE = "unavailable", _("Queue unavailable")
+        SKIPPED = "skipped", _("Skipped")
+        DEFERRED = "deferred", _("Deferred")
+        ERROR = "error", _("Error")
+        APPLIED = "applied", _("Applied")
+
+    created_at = models.DateTimeField(default=timezone.now)
+    hook = models.CharField(max_length=200)
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    object_id = models.CharField(max_length=64)
+    field = models.CharField(max_length=100)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    message = models.TextField(blank=True)
+    generation = models.ForeignKey(
+        ImageGeneration, null=True, blank=True, on_delete=models.SET_NULL, related_name="hook_events"
+    )
+
+    class Meta:
+        ordering = ("-created_at", "-pk")
+        verbose_name = _("save hook event")
+        verbose_name_plural = _("save hook events")
+        indexes = [
+            models.Index(fields=["content_type", "object_id", "created_at"], name="gptimage_hookevent_target")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hook}: {self.outcome} ({self.content_type_id}:{self.object_id})"
+
+
 from .access import models as access_models  # noqa: E402, F401  (plans, credits: docs/access.md)

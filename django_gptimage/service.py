@@ -36,6 +36,7 @@ from django_gptimage.domain.fingerprint import fingerprint
 from django_gptimage.domain.presets import Preset, PresetOutput
 from django_gptimage.domain.pricing import estimate_cost
 from django_gptimage.domain.validation import GenerationRequest, Problem, ValidatedRequest, validate
+from django_gptimage.hooks import HookSpec, autogenerate, hook_events_for
 from django_gptimage.inputs import InspectedUpload, as_upload_list, spool_upload, upload_argument_problems
 from django_gptimage.jobs.queue import QueueUnavailable
 from django_gptimage.jobs.reaper import ReapReport, reap
@@ -70,6 +71,7 @@ __all__ = [
     "ApplyRefused",
     "GenerationNotRetryable",
     "GenerationRefused",
+    "HookSpec",
     "NamedUpload",
     "PermissionDenied",
     "Preset",
@@ -83,6 +85,7 @@ __all__ = [
     "access_for",
     "allowed_tiers_for",
     "apply_result",
+    "autogenerate",
     "bind_target",
     "build_request",
     "cancel_generation",
@@ -96,6 +99,7 @@ __all__ = [
     "generate_for",
     "generations_for",
     "get_preset",
+    "hook_events_for",
     "list_presets",
     "reap",
     "render_prompt",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,9 @@ from django_gptimage.permissions import check_permission
 from django_gptimage.storage import _NamedFile
 
 logger = logging.getLogger("django_gptimage")
+
+# True while apply_result() saves the target: save hooks ignore that save (no loops).
+APPLYING: ContextVar[bool] = ContextVar("gptimage_applying", default=False)
 
 __all__ = [
     "AppliedResult",
@@ -303,7 +307,11 @@ def _write(
         if alt_field and image.alt_text:
             setattr(obj, alt_field, image.alt_text)
             update_fields.append(alt_field)
-        obj.save(update_fields=update_fields)
+        token = APPLYING.set(True)
+        try:
+            obj.save(update_fields=update_fields)
+        finally:
+            APPLYING.reset(token)
         previous_deleted = bool(delete_previous and current and current != stored)
         application = AppliedImage.objects.create(
             image=image, content_type=ct, object_id=target.object_id, field=field.name, stored_name=stored,  # type: ignore[misc]  # set: the object was loaded by it

@@ -33,6 +33,7 @@ from django_gptimage.service import (
     generate_for,
     generation_status,
     generations_for,
+    hook_events_for,
 )
 from django_gptimage.status import image_url
 
@@ -173,6 +174,7 @@ class GenerationsPanelMixin:
             )
         return {
             "rows": rows,
+            "hook_events": hook_events_for(obj),
             "can_apply": can_apply and bool(rows),
             "pending": any(r["generation"].status in (Status.QUEUED, Status.RUNNING) for r in rows),
             "next": request.get_full_path(),

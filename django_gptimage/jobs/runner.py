@@ -165,8 +165,8 @@ def run_generation(generation_id: Any, *, worker: str | None = None) -> RunOutco
     try:
         if generation.metadata.get("spooled"):
             # The provider already delivered (and billed) these images: only store them.
-            return _store(generation, attempt, generation.metadata["spooled"])
-        return _call_provider(generation, attempt)
+            return _ended(_store(generation, attempt, generation.metadata["spooled"]))
+        return _ended(_call_provider(generation, attempt))
     except ClaimLost:
         # Whatever this attempt holds in the spool stays there; the record is someone else's.
         logger.warning(
@@ -184,6 +184,16 @@ def run_generation(generation_id: Any, *, worker: str | None = None) -> RunOutco
         return RunOutcome(ImageGeneration.objects.get(pk=generation.pk))
     finally:
         heartbeat.discard(generation.pk)
+
+
+def _ended(outcome: RunOutcome) -> RunOutcome:
+    """A save hook's generation that ended: its follow-up (apply, look again) runs here."""
+    generation = outcome.generation
+    if outcome.retry_in is None and generation.is_finished and (generation.metadata or {}).get("hook"):
+        from django_gptimage.hooks import generation_finished
+
+        generation_finished(generation)
+    return outcome
 
 
 def _provider_request(generation: ImageGeneration) -> ProviderRequest:

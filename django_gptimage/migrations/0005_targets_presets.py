@@ -7,143 +7,241 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('contenttypes', '0002_remove_content_type_name'),
-        ('django_gptimage', '0004_phase_throttled'),
+        ("contenttypes", "0002_remove_content_type_name"),
+        ("django_gptimage", "0004_phase_throttled"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AppliedImage',
+            name="AppliedImage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('object_id', models.CharField(max_length=64)),
-                ('field', models.CharField(max_length=100)),
-                ('stored_name', models.CharField(help_text="The file name in the field's storage.", max_length=500)),
-                ('applied_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('previous_name', models.CharField(blank=True, max_length=500)),
-                ('previous_deleted', models.BooleanField(default=False)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("object_id", models.CharField(max_length=64)),
+                ("field", models.CharField(max_length=100)),
+                (
+                    "stored_name",
+                    models.CharField(help_text="The file name in the field's storage.", max_length=500),
+                ),
+                ("applied_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("previous_name", models.CharField(blank=True, max_length=500)),
+                ("previous_deleted", models.BooleanField(default=False)),
             ],
             options={
-                'verbose_name': 'applied image',
-                'verbose_name_plural': 'applied images',
-                'ordering': ('-applied_at', '-pk'),
+                "verbose_name": "applied image",
+                "verbose_name_plural": "applied images",
+                "ordering": ("-applied_at", "-pk"),
             },
         ),
         migrations.CreateModel(
-            name='PresetOutput',
+            name="PresetOutput",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.SlugField(max_length=100)),
-                ('position', models.PositiveSmallIntegerField(default=0)),
-                ('field', models.CharField(blank=True, help_text='The image field it is for (empty: the field asked for).', max_length=100)),
-                ('model', models.CharField(blank=True, help_text="Empty: GPTIMAGE['MODEL'].", max_length=100)),
-                ('mode', models.CharField(choices=[('text-to-image', 'Text To Image'), ('image-to-image', 'Image To Image')], default='text-to-image', max_length=20)),
-                ('ratio', models.CharField(default='1:1', max_length=10)),
-                ('tier', models.CharField(default='1K', max_length=4)),
-                ('quality', models.CharField(default='auto', max_length=10)),
-                ('output_format', models.CharField(default='png', max_length=10)),
-                ('background', models.CharField(default='auto', max_length=12)),
-                ('n', models.PositiveSmallIntegerField(default=1)),
-                ('prompt_template', models.TextField()),
-                ('source_field', models.CharField(blank=True, help_text="Image-to-image: the object's image field to start from.", max_length=100)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.SlugField(max_length=100)),
+                ("position", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "field",
+                    models.CharField(
+                        blank=True,
+                        help_text="The image field it is for (empty: the field asked for).",
+                        max_length=100,
+                    ),
+                ),
+                (
+                    "model",
+                    models.CharField(blank=True, help_text="Empty: GPTIMAGE['MODEL'].", max_length=100),
+                ),
+                (
+                    "mode",
+                    models.CharField(
+                        choices=[("text-to-image", "Text To Image"), ("image-to-image", "Image To Image")],
+                        default="text-to-image",
+                        max_length=20,
+                    ),
+                ),
+                ("ratio", models.CharField(default="1:1", max_length=10)),
+                ("tier", models.CharField(default="1K", max_length=4)),
+                ("quality", models.CharField(default="auto", max_length=10)),
+                ("output_format", models.CharField(default="png", max_length=10)),
+                ("background", models.CharField(default="auto", max_length=12)),
+                ("n", models.PositiveSmallIntegerField(default=1)),
+                ("prompt_template", models.TextField()),
+                (
+                    "source_field",
+                    models.CharField(
+                        blank=True,
+                        help_text="Image-to-image: the object's image field to start from.",
+                        max_length=100,
+                    ),
+                ),
             ],
             options={
-                'ordering': ('preset', 'position', 'pk'),
+                "ordering": ("preset", "position", "pk"),
             },
         ),
         migrations.CreateModel(
-            name='PromptPreset',
+            name="PromptPreset",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=100, unique=True)),
-                ('label', models.CharField(blank=True, max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('for_models', models.CharField(blank=True, help_text='Comma-separated app_label.Model labels this preset is for (empty: any model).', max_length=500)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.SlugField(max_length=100, unique=True)),
+                ("label", models.CharField(blank=True, max_length=200)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "for_models",
+                    models.CharField(
+                        blank=True,
+                        help_text="Comma-separated app_label.Model labels this preset is for (empty: any model).",
+                        max_length=500,
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name': 'prompt preset',
-                'verbose_name_plural': 'prompt presets',
-                'ordering': ('name',),
+                "verbose_name": "prompt preset",
+                "verbose_name_plural": "prompt presets",
+                "ordering": ("name",),
             },
         ),
         migrations.AlterModelOptions(
-            name='imagegeneration',
-            options={'ordering': ('-created_at',), 'permissions': [('generate', 'Can generate images'), ('retry', 'Can retry failed generations'), ('apply', 'Can apply generated images to objects')], 'verbose_name': 'image generation', 'verbose_name_plural': 'image generations'},
+            name="imagegeneration",
+            options={
+                "ordering": ("-created_at",),
+                "permissions": [
+                    ("generate", "Can generate images"),
+                    ("retry", "Can retry failed generations"),
+                    ("apply", "Can apply generated images to objects"),
+                ],
+                "verbose_name": "image generation",
+                "verbose_name_plural": "image generations",
+            },
         ),
         migrations.AddField(
-            model_name='generatedimage',
-            name='alt_text',
-            field=models.CharField(blank=True, help_text='Suggested alt text.', max_length=500),
+            model_name="generatedimage",
+            name="alt_text",
+            field=models.CharField(blank=True, help_text="Suggested alt text.", max_length=500),
         ),
         migrations.AddField(
-            model_name='imagegeneration',
-            name='fingerprint',
-            field=models.CharField(blank=True, db_index=True, help_text='sha256 of every parameter, prompt and input.', max_length=64),
+            model_name="imagegeneration",
+            name="fingerprint",
+            field=models.CharField(
+                blank=True,
+                db_index=True,
+                help_text="sha256 of every parameter, prompt and input.",
+                max_length=64,
+            ),
         ),
         migrations.AddField(
-            model_name='imagegeneration',
-            name='parent_image',
-            field=models.ForeignKey(blank=True, help_text='The image this one was derived from (a variation or an edit).', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='derived_generations', to='django_gptimage.generatedimage'),
+            model_name="imagegeneration",
+            name="parent_image",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The image this one was derived from (a variation or an edit).",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="derived_generations",
+                to="django_gptimage.generatedimage",
+            ),
         ),
         migrations.AddField(
-            model_name='imagegeneration',
-            name='preset',
+            model_name="imagegeneration",
+            name="preset",
             field=models.CharField(blank=True, max_length=100),
         ),
         migrations.AddField(
-            model_name='imagegeneration',
-            name='preset_output',
+            model_name="imagegeneration",
+            name="preset_output",
             field=models.CharField(blank=True, max_length=100),
         ),
         migrations.AddField(
-            model_name='imagegeneration',
-            name='target_content_type',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='contenttypes.contenttype'),
+            model_name="imagegeneration",
+            name="target_content_type",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="contenttypes.contenttype",
+            ),
         ),
         migrations.AddField(
-            model_name='imagegeneration',
-            name='target_field',
+            model_name="imagegeneration",
+            name="target_field",
             field=models.CharField(blank=True, max_length=100),
         ),
         migrations.AddField(
-            model_name='imagegeneration',
-            name='target_object_id',
+            model_name="imagegeneration",
+            name="target_object_id",
             field=models.CharField(blank=True, max_length=64),
         ),
         migrations.AddIndex(
-            model_name='imagegeneration',
-            index=models.Index(fields=['target_content_type', 'target_object_id', 'target_field', 'created_at'], name='gptimage_target_created'),
+            model_name="imagegeneration",
+            index=models.Index(
+                fields=["target_content_type", "target_object_id", "target_field", "created_at"],
+                name="gptimage_target_created",
+            ),
         ),
         migrations.AddField(
-            model_name='appliedimage',
-            name='applied_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="appliedimage",
+            name="applied_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='appliedimage',
-            name='content_type',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='contenttypes.contenttype'),
+            model_name="appliedimage",
+            name="content_type",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="contenttypes.contenttype"
+            ),
         ),
         migrations.AddField(
-            model_name='appliedimage',
-            name='image',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='applications', to='django_gptimage.generatedimage'),
+            model_name="appliedimage",
+            name="image",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="applications",
+                to="django_gptimage.generatedimage",
+            ),
         ),
         migrations.AddField(
-            model_name='presetoutput',
-            name='preset',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='outputs', to='django_gptimage.promptpreset'),
+            model_name="presetoutput",
+            name="preset",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="outputs",
+                to="django_gptimage.promptpreset",
+            ),
         ),
         migrations.AddIndex(
-            model_name='appliedimage',
-            index=models.Index(fields=['content_type', 'object_id', 'field', 'applied_at'], name='gptimage_applied_target'),
+            model_name="appliedimage",
+            index=models.Index(
+                fields=["content_type", "object_id", "field", "applied_at"], name="gptimage_applied_target"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='presetoutput',
-            constraint=models.UniqueConstraint(fields=('preset', 'key'), name='gptimage_unique_preset_output'),
+            model_name="presetoutput",
+            constraint=models.UniqueConstraint(
+                fields=("preset", "key"), name="gptimage_unique_preset_output"
+            ),
         ),
     ]

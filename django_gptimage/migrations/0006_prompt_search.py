@@ -36,7 +36,9 @@ def create_index(apps, schema_editor):
         logger.warning("django_gptimage: pg_trgm unavailable, prompt search stays unindexed: %s", exc)
         return
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE INDEX IF NOT EXISTS {INDEX} ON {TABLE} USING gin (UPPER(prompt) gin_trgm_ops)")
+        cursor.execute(
+            f"CREATE INDEX IF NOT EXISTS {INDEX} ON {TABLE} USING gin (UPPER(prompt) gin_trgm_ops)"
+        )
 
 
 def drop_index(apps, schema_editor):
