@@ -6,6 +6,7 @@
 #   make typecheck             mypy + django-stubs over django_gptimage/ (strict on domain/)
 #   make docs                  build the documentation site into site/ (strict: warnings are errors)
 #   make docs-serve            serve it on http://127.0.0.1:8008/ while you edit docs/
+#   make screenshots           retake docs/images/screenshots/ with the browser tests (needs chromium)
 #
 # Each target creates its virtualenv on first use and reinstalls `-e .[test]` only when
 # pyproject.toml changes. Another interpreter needs its own virtualenv:
@@ -25,7 +26,7 @@ TYPECHECK_STAMP := $(VENV)/.installed-typecheck-from-pyproject
 DOCS_PORT ?= 8008
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint typecheck format demo docs docs-serve clean
+.PHONY: help install test lint typecheck format demo docs docs-serve screenshots clean
 
 help:
 	@echo "make demo     run the example project (admin, RQ worker, embedded Redis) on PORT (default 8000)"
@@ -35,6 +36,7 @@ help:
 	@echo "make format   ruff format + ruff check --fix"
 	@echo "make docs     build the documentation site into site/ (mkdocs --strict)"
 	@echo "make docs-serve  serve the documentation on http://127.0.0.1:$(DOCS_PORT)/"
+	@echo "make screenshots  retake the documentation's screenshots (the browser tests, docs=...)"
 	@echo "make install  only create $(VENV) and install -e '.[test]'"
 	@echo "make clean    remove $(VENV), the demo database/media/redis and caches"
 
@@ -95,6 +97,11 @@ docs: $(DOCS_STAMP)
 docs-serve: $(DOCS_STAMP)
 	$(check_venv)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --strict --dev-addr 127.0.0.1:$(DOCS_PORT)
+
+# The browser tests' shot(..., docs="name") screenshots, copied to docs/images/screenshots/.
+screenshots: $(STAMP)
+	$(check_venv)
+	GPTIMAGE_DOCS_SCREENSHOTS=1 $(VENV_PYTHON) -m pytest tests/browser -q -p no:cacheprovider
 
 demo: $(STAMP)
 	$(check_venv)

@@ -263,3 +263,10 @@ def test_prompt_search_has_its_trigram_index_on_postgresql_only() -> None:
             names = connection.introspection.get_constraints(cursor, "django_gptimage_imagegeneration")
             assert "gptimage_prompt_trgm" not in names
             assert not [m for m in run_checks(databases=["default"]) if m.id == "django_gptimage.W008"]
+
+
+def test_offline_placeholders_are_not_billed_in_the_history(editor: Any) -> None:
+    generation = request_generation(prompt="A placeholder", quality="low")
+    assert generation.provider == "offline"
+    html = editor.get(reverse(CHANGELIST)).content.decode()
+    assert '<span class="gptimage-quiet">not billed</span>' in html and "0.0000 USD" not in html

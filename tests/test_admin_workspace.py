@@ -207,6 +207,18 @@ def test_a_failure_says_what_happened_and_what_to_do(
     assert "What happened" in html and "The image service had an internal error or is overloaded." in html
     assert "What to do" in html and "Retry in a few minutes." in html
     assert reverse("admin:django_gptimage_imagegeneration_retry", args=[generation.pk]) in html
+    # A 500 is not billed: the estimate is not shown as if it were the cost.
+    assert "<dd>not billed <span" in html and "estimated)" in html
+
+
+def test_a_timeout_may_have_been_billed_and_says_so(
+    editor: Any, gptimage_openai: Any, settings: Any
+) -> None:
+    settings.GPTIMAGE = {**settings.GPTIMAGE, "MAX_ATTEMPTS": 1, "READ_TIMEOUT": 0.5}
+    gptimage_openai.add_fault("delay", seconds=3.0)
+    generation = request_generation(prompt="Too slow", quality="low")
+    assert generation.error_code == "timeout"
+    assert "estimate; may have been billed" in page(editor, generation)
 
 
 def test_quota_says_ask_an_administrator_and_offers_no_retry(

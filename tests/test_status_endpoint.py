@@ -64,7 +64,7 @@ def test_a_failure_says_what_to_do_next(admin_client: Any, gptimage_openai: Any,
         "retryable": True,
         "maybe_billed": False,
     }
-    assert "gave up after 1 attempt(s)" in body["error"]["detail"]
+    assert "gave up after 1 attempt" in body["error"]["detail"]
     assert body["line"] == "Failed: The image service had an internal error or is overloaded."
 
 

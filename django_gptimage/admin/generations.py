@@ -264,6 +264,8 @@ class ImageGenerationAdmin(HistoryActionsMixin, workspace.GenerationWorkspaceMix
 
     @admin.display(description=_("Cost"), ordering="actual_cost")
     def cost(self, obj: ImageGeneration) -> str:
+        if obj.provider == "offline":  # as the generation's page says: placeholders cost nothing
+            return format_html('<span class="gptimage-quiet">{}</span>', _("not billed"))
         if obj.actual_cost is not None:
             return format_html('<span class="gptimage-nowrap">{}</span>', format_cost(obj.actual_cost))
         if obj.estimated_cost is not None:

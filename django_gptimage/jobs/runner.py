@@ -464,7 +464,7 @@ def _failed(
             why = (
                 f"Retry-After of {error.retry_after:.0f} s is longer than RETRY_AFTER_MAX"
                 if error.retry_after is not None and error.retry_after > options.retry_after_max
-                else f"gave up after {generation.attempts} attempt(s)"
+                else f"gave up after {generation.attempts} attempt{'' if generation.attempts == 1 else 's'}"
             )
             detail = f"{detail}; {why}" if detail else why
         return _finish(generation, attempt, Status.FAILED, error.code, detail, summary=error.summary)

@@ -9,6 +9,9 @@ Fixtures (every browser test module under tests/browser/ gets them):
 - ``admin_page``: ``page`` signed in as a superuser (``admin_page.user`` is that user).
 - ``shot(page, "step")``: a full-page screenshot saved as
   ``test-artifacts/browser/<test>/<NN>-<step>.png``; a failing test saves ``failure.png`` too.
+  ``shot(page, "step", docs="name")`` is also a screenshot of the documentation: with
+  ``GPTIMAGE_DOCS_SCREENSHOTS=1`` (``make screenshots``) it is copied to
+  ``docs/images/screenshots/name.png``.
 - ``axe_scan(page, selector)``: axe-core's violations (serious and critical by default) inside
   ``selector``.
 - Generations: use ``thread_worker`` (tests/conftest.py: queue mode, gptimage_worker's pool in a
@@ -111,13 +114,23 @@ def artifacts_dir(request: pytest.FixtureRequest) -> Path:
     return path
 
 
+# The screenshots in docs/ are taken by these tests: ``shot(page, "step", docs="name")`` also
+# writes docs/images/screenshots/<name>.png when GPTIMAGE_DOCS_SCREENSHOTS=1 (make screenshots).
+DOCS_SCREENSHOTS = ROOT / "docs" / "images" / "screenshots"
+
+
 @pytest.fixture
 def shot(artifacts_dir: Path) -> Callable[..., Path]:
     counter = iter(range(1, 1000))
 
-    def take(page: Any, step: str, *, full_page: bool = True, locator: Any = None) -> Path:
+    def take(
+        page: Any, step: str, *, full_page: bool = True, locator: Any = None, docs: str | None = None
+    ) -> Path:
         path = artifacts_dir / f"{next(counter):02d}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', step)}.png"
         (locator or page).screenshot(path=str(path), **({} if locator else {"full_page": full_page}))
+        if docs and os.environ.get("GPTIMAGE_DOCS_SCREENSHOTS") == "1":
+            DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, DOCS_SCREENSHOTS / f"{docs}.png")
         return path
 
     return take

@@ -53,7 +53,7 @@ def test_generate_and_watch_it_finish_without_a_reload(
     assert cost.inner_text() != expected.display  # the estimate follows the options
     assert cost.inner_text().endswith(" USD")
     editor.select_option("#id_quality", "low")
-    shot(editor, "options-chosen")
+    shot(editor, "options-chosen", docs="admin-generate-page")
 
     thread_worker(concurrency=1)
     editor.click('input[type="submit"][value="Generate"]')
@@ -69,7 +69,7 @@ def test_generate_and_watch_it_finish_without_a_reload(
     assert (generation.status, generation.tier, generation.ratio) == (Status.SUCCEEDED, "2K", "16:9")
     natural = editor.evaluate("document.querySelector('.gptimage-result img').naturalWidth")
     assert natural == generation.width
-    shot(editor, "finished")
+    shot(editor, "finished", docs="admin-generation-finished")
     assert editor.console_errors == []
 
 
@@ -84,7 +84,7 @@ def test_an_invalid_combination_is_disabled_with_its_reason(admin_page: Any, sho
     assert "choose 2K, or a ratio of 16:9 or wider" in why.inner_text()
     label = admin_page.locator('label[data-gptimage-value="4K"]')
     assert "over the 8,294,400-pixel cap" in label.get_attribute("title")
-    shot(admin_page, "4k-disabled-at-1-1")
+    shot(admin_page, "4k-disabled-at-1-1", docs="admin-invalid-combination")
 
     admin_page.click('label[data-gptimage-value="16:9"]')
     admin_page.click('label[data-gptimage-value="4K"]')
@@ -106,7 +106,7 @@ def test_the_free_plan_sees_locked_tiers_with_the_unlock_rule(admin_page: Any, s
     assert "gptimage-locked" in two_k.get_attribute("class")
     assert admin_page.locator('input[name="tier"][value="2K"]').is_disabled()
     assert "Paid" in admin_page.locator('[data-gptimage-why="tier"]').inner_text()
-    shot(admin_page, "locked-tiers")
+    shot(admin_page, "locked-tiers", docs="admin-locked-tiers")
 
 
 def test_retry_a_failed_generation(
@@ -122,7 +122,7 @@ def test_retry_a_failed_generation(
     failure = editor.locator(".gptimage-failure")
     assert "The image service had an internal error or is overloaded." in failure.inner_text()
     assert "Retry in a few minutes." in failure.inner_text()
-    shot(editor, "failed")
+    shot(editor, "failed", docs="admin-generation-failed")
     thread_worker(concurrency=1)
     editor.click("button.gptimage-retry")
     editor.locator(".gptimage-result img").first.wait_for(timeout=60_000)
@@ -143,7 +143,7 @@ def test_the_history_is_readable_at_1366_px(editor: Any, shot: Any) -> None:
     assert right <= filters + 1, (right, filters)  # no column under the filters or off-screen
     assert editor.evaluate("document.documentElement.scrollWidth") <= 1366
     assert table.locator(".gptimage-badge-succeeded").count() == 2
-    shot(editor, "history")
+    shot(editor, "history", docs="admin-history")
 
 
 def test_generate_for_two_articles_and_apply_a_candidate(
@@ -168,7 +168,7 @@ def test_generate_for_two_articles_and_apply_a_candidate(
     # The grid refreshes itself when the generations finish.
     editor.locator("[data-gptimage-candidate]").nth(1).wait_for(timeout=60_000)
     assert editor.locator("[data-gptimage-row]").count() == 2
-    shot(editor, "review-candidates")
+    shot(editor, "review-candidates", docs="admin-review-candidates")
     row = editor.locator("[data-gptimage-row]", has_text="Harbour festival")
     candidate = row.locator("[data-gptimage-candidate]").first
     candidate.focus()
@@ -193,7 +193,7 @@ def test_generate_for_two_articles_and_apply_a_candidate(
     assert link.get_attribute("href") == first.cover.url
     panel = editor.locator("#gptimage-panel")
     assert panel.locator(".gptimage-badge-succeeded").count() == 1
-    shot(editor, "cover-on-the-article")
+    shot(editor, "cover-on-the-article", docs="admin-article-generations-panel")
     editor.visit(first.cover.url)
     assert editor.evaluate("document.images[0].naturalWidth") == 1024
     shot(editor, "the-cover-itself")
