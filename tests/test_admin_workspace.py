@@ -211,9 +211,7 @@ def test_a_failure_says_what_happened_and_what_to_do(
     assert "<dd>not billed <span" in html and "estimated)" in html
 
 
-def test_a_timeout_may_have_been_billed_and_says_so(
-    editor: Any, gptimage_openai: Any, settings: Any
-) -> None:
+def test_a_timeout_may_have_been_billed_and_says_so(editor: Any, gptimage_openai: Any, settings: Any) -> None:
     settings.GPTIMAGE = {**settings.GPTIMAGE, "MAX_ATTEMPTS": 1, "READ_TIMEOUT": 0.5}
     gptimage_openai.add_fault("delay", seconds=3.0)
     generation = request_generation(prompt="Too slow", quality="low")
