@@ -25,8 +25,10 @@ __all__ = [
     "generations_for",
     "get_preset",
     "list_presets",
+    "plan_batch",
     "request_generation",
     "retry_generation",
+    "run_batch",
 ]
 
 

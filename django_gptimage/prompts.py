@@ -12,6 +12,7 @@ are a syntax error in Django's template language already.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 from collections.abc import Iterator, Mapping
@@ -186,6 +187,7 @@ def _normalise(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
+@functools.lru_cache(maxsize=256)  # a batch renders one template for thousands of objects
 def _compile(template: str) -> Any:
     try:
         return _engine.from_string(template)

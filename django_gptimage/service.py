@@ -69,6 +69,9 @@ logger = logging.getLogger("django_gptimage")
 __all__ = [
     "AppliedResult",
     "ApplyRefused",
+    "BatchPlan",
+    "BatchProgress",
+    "BatchRun",
     "GenerationNotRetryable",
     "GenerationRefused",
     "HookSpec",
@@ -86,6 +89,7 @@ __all__ = [
     "allowed_tiers_for",
     "apply_result",
     "autogenerate",
+    "batch_progress",
     "bind_target",
     "build_request",
     "cancel_generation",
@@ -93,8 +97,10 @@ __all__ = [
     "check_permission",
     "check_request",
     "estimate",
+    "estimate_for",
     "generation_status",
     "option_matrix",
+    "plan_batch",
     "dispatch",
     "generate_for",
     "generations_for",
@@ -105,6 +111,7 @@ __all__ = [
     "render_prompt",
     "request_generation",
     "retry_generation",
+    "run_batch",
     "run_sync",
     "target_of",
     "template_problems",
@@ -320,7 +327,7 @@ def request_generation(
 
 @dataclass
 class _Prepared:
-    """A request read and checked, not yet recorded (inputs spooled in ``scratch``)."""
+    """A request read and checked, not yet recorded (inputs spooled in ``scratch``, if any)."""
 
     scratch: str
     problems: list[Problem]
@@ -333,7 +340,8 @@ class _Prepared:
     fingerprint: str = ""
 
     def cleanup(self) -> None:
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        if self.scratch:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def _prepare(
@@ -350,14 +358,14 @@ def _prepare(
     # Types first: nothing is read or spooled for arguments that cannot be right.
     images = as_upload_list(images)
     type_problems = upload_argument_problems(images, mask) + argument_problems(prompt=prompt, **params)
-    prepared = _Prepared(
-        tempfile.mkdtemp(prefix="gptimage-upload-"), [], target=target, parent_image=parent_image
-    )
+    prepared = _Prepared("", [], target=target, parent_image=parent_image)
     if type_problems:
         prepared.problems = type_problems
         return prepared
     try:
         uploads = [_as_named(u, i, "image") for i, u in enumerate(images)]
+        if uploads or mask is not None or parent_image is not None:  # a text prompt needs no directory
+            prepared.scratch = tempfile.mkdtemp(prefix="gptimage-upload-")
         dirs = prepared.scratch
         if not uploads and parent_image is not None and params.get("mode") == "image-to-image":
             # A variation of a result starts from that result's bytes.
@@ -474,7 +482,7 @@ def generate_for(
     obj_or_target: Model | type[Model] | Target,
     field: str | None = None,
     *,
-    preset: str | None = None,
+    preset: str | Preset | None = None,
     template: str | None = None,
     user: Any = None,
     reuse: bool = False,
@@ -500,35 +508,16 @@ def generate_for(
         check_permission(user, "generate")
     obj, model, object_id = _resolve_target(obj_or_target)
     chosen, outputs = _outputs_for(preset, template, overrides)
-    if (
-        chosen is not None
-        and chosen.models
-        and model._meta.label_lower not in {m.lower() for m in chosen.models}
-    ):
-        raise GenerationRefused(
-            [
-                Problem(
-                    "preset",
-                    f"The preset {chosen.name!r} is for {', '.join(chosen.models)}, not {model._meta.label}.",
-                )
-            ]
-        )
-    multi = len(outputs) > 1
+    wrong_model = _preset_model_problem(chosen, model)
+    if wrong_model is not None:
+        raise GenerationRefused([wrong_model])
     prepared: list[tuple[PresetOutput, _Prepared]] = []
-    problems: list[Problem] = []
     opened: list[Any] = []
     try:
-        for output in outputs:
-            prefix = f"{output.key}." if multi else ""
-            found = _prepare_output(
-                output, obj=obj, model=model, object_id=object_id, field=field, values=values,
-                user=user, overrides=overrides, opened=opened,
-            )  # fmt: skip
-            if isinstance(found, list):
-                problems += [Problem(prefix + p.field, p.message, p.code) for p in found]
-                continue
-            prepared.append((output, found))
-            problems += [Problem(prefix + p.field, p.message, p.code) for p in found.problems]
+        prepared, problems = _prepare_outputs(
+            outputs, obj=obj, model=model, object_id=object_id, field=field, values=values, user=user,
+            overrides=overrides, opened=opened,
+        )  # fmt: skip
         if problems:
             denied = all(p.code == "access_denied" for p in problems)
             raise GenerationRefused(
@@ -561,6 +550,44 @@ def generate_for(
     return generations
 
 
+def _preset_model_problem(chosen: Preset | None, model: type[Model]) -> Problem | None:
+    if chosen is None or not chosen.models or model._meta.label_lower in {m.lower() for m in chosen.models}:
+        return None
+    return Problem(
+        "preset", f"The preset {chosen.name!r} is for {', '.join(chosen.models)}, not {model._meta.label}."
+    )
+
+
+def _prepare_outputs(
+    outputs: Sequence[PresetOutput],
+    *,
+    obj: Model | None,
+    model: type[Model],
+    object_id: str | None,
+    field: str | None,
+    values: Mapping[str, Any] | None,
+    user: Any,
+    overrides: Mapping[str, Any],
+    opened: list[Any],
+) -> tuple[list[tuple[PresetOutput, _Prepared]], list[Problem]]:
+    """Every output read and checked (nothing recorded); the caller cleans up what is prepared."""
+    multi = len(outputs) > 1
+    prepared: list[tuple[PresetOutput, _Prepared]] = []
+    problems: list[Problem] = []
+    for output in outputs:
+        prefix = f"{output.key}." if multi else ""
+        found = _prepare_output(
+            output, obj=obj, model=model, object_id=object_id, field=field, values=values,
+            user=user, overrides=overrides, opened=opened,
+        )  # fmt: skip
+        if isinstance(found, list):
+            problems += [Problem(prefix + p.field, p.message, p.code) for p in found]
+            continue
+        prepared.append((output, found))
+        problems += [Problem(prefix + p.field, p.message, p.code) for p in found.problems]
+    return prepared, problems
+
+
 def _resolve_target(obj_or_target: Any) -> tuple[Model | None, type[Model], str | None]:
     if isinstance(obj_or_target, Target):
         return None, obj_or_target.model, obj_or_target.object_id
@@ -576,13 +603,16 @@ def _resolve_target(obj_or_target: Any) -> tuple[Model | None, type[Model], str 
 
 
 def _outputs_for(
-    preset: str | None, template: str | None, overrides: Mapping[str, Any]
+    preset: str | Preset | None, template: str | None, overrides: Mapping[str, Any]
 ) -> tuple[Preset | None, tuple[PresetOutput, ...]]:
-    if preset:
+    if isinstance(preset, Preset):  # already looked up (batches look it up once)
+        chosen = preset
+    elif preset:
         try:
             chosen = get_preset(preset)
         except UnknownPreset as exc:
             raise GenerationRefused([Problem("preset", str(exc))]) from None
+    if preset:
         outputs = chosen.outputs
         if template is not None:
             outputs = tuple(dataclasses.replace(o, prompt_template=template) for o in outputs)
@@ -669,6 +699,21 @@ def _has_field(model: type[Model], name: str) -> bool:
     return True
 
 
+def estimate_for(validated: ValidatedRequest) -> Any:
+    """The estimated cost (USD, a Decimal) of a validated request, as recorded on the generation."""
+    r = validated.request
+    return estimate_cost(
+        model=r.model,
+        quality=r.quality,
+        width=validated.width,
+        height=validated.height,
+        n=r.n,
+        prompt_chars=len(r.prompt),
+        input_image_pixels=tuple(i.width * i.height for i in r.images),
+        overrides=gptimage_settings.PRICES,
+    )
+
+
 def _create_record(
     validated: ValidatedRequest, *, user: Any, source: str, metadata: dict[str, Any], **fields: Any
 ) -> ImageGeneration:
@@ -690,16 +735,7 @@ def _create_record(
         background=r.background,
         n=r.n,
         prompt=r.prompt,
-        estimated_cost=estimate_cost(
-            model=r.model,
-            quality=r.quality,
-            width=validated.width,
-            height=validated.height,
-            n=r.n,
-            prompt_chars=len(r.prompt),
-            input_image_pixels=tuple(i.width * i.height for i in r.images),
-            overrides=gptimage_settings.PRICES,
-        ),
+        estimated_cost=estimate_for(validated),
         metadata=metadata,
         **fields,
     )
@@ -816,5 +852,13 @@ def retry_generation(
 
 
 # Faces' helpers, defined in their own modules (they import this one lazily).
+from django_gptimage.batch import (  # noqa: E402
+    BatchPlan,
+    BatchProgress,
+    BatchRun,
+    batch_progress,
+    plan_batch,
+    run_batch,
+)
 from django_gptimage.options import estimate, option_matrix  # noqa: E402
 from django_gptimage.status import generation_status  # noqa: E402

@@ -6,8 +6,9 @@
     class ArticleAdmin(GenerationsPanelMixin, admin.ModelAdmin):
         actions = [generate_images_action(field="cover", preset="cover")]
 
-The action calls ``generate_for()`` once per selected object and sends the editor to the review
-grid of the candidates; the panel lists an object's generations on its change form, each
+The action plans and runs a batch over the selected objects (``plan_batch()``/``run_batch()``,
+as ``manage.py gptimage_batch`` does: what is done or in flight with the same settings is not
+sent again) and sends the editor to the review grid of the candidates; the panel lists an object's generations on its change form, each
 candidate with an "apply" button. Both are thin callers of the service API.
 """
 
@@ -28,12 +29,11 @@ from django.utils.translation import ngettext
 from django_gptimage.models import Status
 from django_gptimage.service import (
     GenerationRefused,
-    QueueUnavailable,
-    UnknownPreset,
-    generate_for,
     generation_status,
     generations_for,
     hook_events_for,
+    plan_batch,
+    run_batch,
 )
 from django_gptimage.status import image_url
 
@@ -73,48 +73,70 @@ def generate_images_action(
     """
 
     def action(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
-        made: list[Any] = []
-        refused: list[tuple[Model, str]] = []
-        for obj in queryset:
-            try:
-                made += generate_for(
-                    obj, field, preset=preset, template=template, user=request.user, source="admin",
-                    **overrides,
-                )  # fmt: skip
-            except GenerationRefused as exc:
-                refused.append((obj, refusal_summary(exc)))
-            except (PermissionDenied, QueueUnavailable, UnknownPreset) as exc:
-                # The same for every object: stop, and say what was done before it.
-                done = ngettext("%(n)d queued before that.", "%(n)d queued before that.", len(made)) % {
-                    "n": len(made)
-                }
-                modeladmin.message_user(
-                    request,
-                    f"{_('Nothing more was sent')}: {exc} {done if made else ''}".strip(),
-                    messages.ERROR,
-                )
-                return _to_review(made) if made and review else None
+        # The same plan and run as ``manage.py gptimage_batch``: what is done or in flight with
+        # the same settings is not sent again.
+        try:
+            plan = plan_batch(
+                queryset, field=field, preset=preset, template=template, user=request.user, source="admin",
+                **overrides,
+            )  # fmt: skip
+        except GenerationRefused as exc:  # an unknown preset, a preset for another model
+            modeladmin.message_user(
+                request, f"{_('Nothing was sent')}: {refusal_summary(exc)}", messages.ERROR
+            )
+            return None
+        except PermissionDenied as exc:
+            modeladmin.message_user(request, f"{_('Nothing was sent')}: {exc}", messages.ERROR)
+            return None
+        run = run_batch(plan)
+        made = run.sent_ids
+        shown = [*made, *plan.existing_ids, *run.reused_ids]
+        if run.error:  # the queue went away: stop, and say what was done before it
+            done = ngettext("%(n)d queued before that.", "%(n)d queued before that.", len(made)) % {
+                "n": len(made)
+            }
+            modeladmin.message_user(
+                request,
+                f"{_('Nothing more was sent')}: {run.error} {done if made else ''}".strip(),
+                messages.ERROR,
+            )
+            return _to_review(shown) if shown and review else None
+        refused = [*plan.refused_named, *run.refused_named]
+        refused_count = plan.refused_objects + sum(run.refused.values())
+        skipped = len(plan.existing_ids) + len(run.reused_ids)
         parts = []
         if made:
             parts.append(ngettext("%(n)d queued", "%(n)d queued", len(made)) % {"n": len(made)})
-        if refused:
+        if skipped:
+            parts.append(
+                ngettext(
+                    "%(n)d already generated with the same settings, not sent again",
+                    "%(n)d already generated with the same settings, not sent again",
+                    skipped,
+                )
+                % {"n": skipped}
+            )
+        if refused_count:
             reasons = "; ".join(f"“{obj}”: {why}" for obj, why in refused[:MAX_REASONS])
-            more = len(refused) - MAX_REASONS
+            more = refused_count - min(len(refused), MAX_REASONS)
             if more > 0:
                 reasons += "; " + ngettext("and %(n)d more", "and %(n)d more", more) % {"n": more}
             parts.append(
                 ngettext(
-                    "%(n)d refused, nothing sent for it", "%(n)d refused, nothing sent for them", len(refused)
+                    "%(n)d refused, nothing sent for it",
+                    "%(n)d refused, nothing sent for them",
+                    refused_count,
                 )
-                % {"n": len(refused)}
+                % {"n": refused_count}
                 + f": {reasons}"
             )
         if not parts:
             parts.append(_("Nothing selected."))
-        level = messages.SUCCESS if made and not refused else messages.WARNING if made else messages.ERROR
+        ok = made or skipped
+        level = messages.SUCCESS if ok and not refused_count else messages.WARNING if ok else messages.ERROR
         text = ", ".join(parts)
         modeladmin.message_user(request, text if text.endswith((".", "!", "?")) else text + ".", level)
-        return _to_review(made) if made and review else None
+        return _to_review(shown) if shown and review else None
 
     label = description or _("Generate %(field)s images") % {"field": field}
     if preset:
@@ -136,7 +158,7 @@ def _file_url(value: Any) -> str | None:
 def _to_review(generations: list[Any]) -> HttpResponse:
     url = reverse("admin:django_gptimage_imagegeneration_review")
     return HttpResponseRedirect(
-        url + "?" + urlencode({"generations": ",".join(str(g.pk) for g in generations)})
+        url + "?" + urlencode({"generations": ",".join(str(getattr(g, "pk", g)) for g in generations)})
     )
 
 
