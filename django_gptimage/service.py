@@ -102,6 +102,7 @@ __all__ = [
     "option_matrix",
     "plan_batch",
     "dispatch",
+    "why_waiting",
     "generate_for",
     "generations_for",
     "get_preset",
@@ -775,6 +776,56 @@ def workers_listening() -> bool | None:
         return any(queue.name in w.queue_names() for w in Worker.all(connection=queue.connection))
     except RedisError:
         return None
+
+
+# A queued generation nobody took this long after it was due gets a diagnosis.
+WAITING_GRACE = 5.0
+
+
+def why_waiting(generation: ImageGeneration) -> str | None:
+    """Why a queued generation that is due has not started, and what to start; None if it
+    is not due yet, not queued, or nothing is wrong that can be seen from here.
+
+    - no RQ worker listens on the generation queue;
+    - its retry waits in RQ's scheduled registry but no RQ scheduler runs for the queue
+      (any generation job, the reaper or ``gptimage_worker`` queues it after
+      ``jobs.OVERDUE_GRACE`` seconds, but only if one of them runs).
+    """
+    from redis.exceptions import RedisError
+    from rq.registry import ScheduledJobRegistry
+
+    from django_gptimage import jobs
+
+    if generation.status != Status.QUEUED or gptimage_settings.RUN_MODE != "queue":
+        return None
+    due = generation.next_attempt_at or generation.created_at
+    late = (timezone.now() - due).total_seconds() if due else 0.0
+    if late < WAITING_GRACE:
+        return None
+    queue_name = gptimage_settings.QUEUE
+    listening = workers_listening()
+    if listening is None:
+        return (
+            f"The queue's Redis does not answer, so nothing can start the generation (queue {queue_name!r})."
+        )
+    if not listening:
+        what = "Its retry was due" if generation.attempts else "It was queued"
+        return (
+            f"{what} {late:.0f} s ago but no worker is listening on queue {queue_name!r}. Start one with "
+            f"`manage.py gptimage_worker` (or `manage.py rqworker {queue_name} --with-scheduler`)."
+        )
+    try:
+        queue = jobs.get_queue()
+        scheduled = {jobs.generation_id_of(j) for j in ScheduledJobRegistry(queue=queue).get_job_ids()}
+        if str(generation.pk) in scheduled and not jobs.scheduler_running(queue):
+            return (
+                f"Its retry was due {late:.0f} s ago and waits in RQ's scheduled jobs, but no RQ scheduler "
+                f"runs for queue {queue_name!r}: start `manage.py gptimage_worker` or "
+                f"`manage.py rqworker {queue_name} --with-scheduler` (or run `manage.py gptimage_reap`)."
+            )
+    except RedisError:
+        return None
+    return None
 
 
 def dispatch(generation: ImageGeneration, *, run_mode: str | None = None) -> None:

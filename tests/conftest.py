@@ -4,6 +4,8 @@
   people may share one Redis db), emptied before and after each test.
 - ``run_worker``: drains that queue in this process with RQ's ``SimpleWorker`` (burst mode),
   also moving scheduled jobs (retries) once they are due.
+- ``rq_scheduler``: RQ's scheduler loop for that queue in a thread (holds its lock, moves
+  scheduled jobs every second), as a worker started ``--with-scheduler`` would;
 - ``worker_process``: starts ``manage.py gptimage_worker`` (or ``rqworker``) as a separate
   process on the same test database, Redis, media root and GPTIMAGE settings.
 
@@ -183,6 +185,24 @@ def run_worker(queue_mode: Any) -> Callable[..., DrainReport]:
             time.sleep(0.05)
 
     return drain
+
+
+@pytest.fixture
+def rq_scheduler(queue_mode: Any) -> Iterator[Any]:
+    """RQ's scheduler for the session queue, running (in a thread) for the whole test."""
+    from django_gptimage.jobs.worker import ThreadScheduler
+
+    scheduler = ThreadScheduler([queue_mode], connection=queue_mode.connection, logging_level="WARNING")
+    assert scheduler.acquire_locks(auto_start=True), "another scheduler holds the test queue's lock"
+    wait_for(lambda: _lock_ttl(queue_mode) > 45, 10, what="the scheduler's lock")
+    yield scheduler
+    scheduler.request_stop()
+    if scheduler._process is not None:
+        scheduler._process.join(10)
+
+
+def _lock_ttl(queue: Any) -> float:
+    return queue.connection.pttl(f"rq:scheduler-lock:{queue.name}") / 1000.0
 
 
 @pytest.fixture

@@ -206,7 +206,7 @@ def test_two_workers_with_duplicate_jobs_call_the_provider_once(openai: Any, que
 
 
 def test_rate_limited_is_retried_no_earlier_than_retry_after(
-    openai: Any, queue_mode: Any, run_worker: Any
+    openai: Any, queue_mode: Any, rq_scheduler: Any, run_worker: Any
 ) -> None:
     openai.add_fault("rate_limited", retry_after=1.5)
     generation = generate()
@@ -344,7 +344,7 @@ def test_cancel_queued_removes_the_job_and_sends_nothing(
 
 
 def test_cancel_while_waiting_for_a_retry_removes_the_scheduled_job(
-    openai: Any, queue_mode: Any, run_worker: Any
+    openai: Any, queue_mode: Any, rq_scheduler: Any, run_worker: Any
 ) -> None:
     openai.add_fault("server_error")
     generation = generate()

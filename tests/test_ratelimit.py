@@ -283,7 +283,7 @@ def test_a_short_wait_is_slept_in_the_worker(limited_server: Any, settings: Any)
 
 @pytest.mark.django_db(transaction=True)
 def test_a_long_wait_is_queued_again_not_slept_and_not_billed(
-    limited_server: Any, queue_mode: Any, settings: Any
+    limited_server: Any, queue_mode: Any, rq_scheduler: Any, settings: Any
 ) -> None:
     server = limited_server(limits={"images_per_minute": 2, "headroom": 0})  # one every 30 s
     settings.GPTIMAGE = {**settings.GPTIMAGE, "PRICES": {MODEL: {"image_output": "30.00"}}}

@@ -76,6 +76,45 @@ def test_a_burst_worker_process_generates_and_stores(
     assert queue_mode.count == 0
 
 
+WORKER_KINDS = {
+    "gptimage_worker": ("gptimage_worker", "--concurrency", "2"),
+    "gptimage_worker --no-with-scheduler": ("gptimage_worker", "--concurrency", "2", "--no-with-scheduler"),
+    "rqworker": ("rqworker",),
+    "rqworker --with-scheduler": ("rqworker", "--with-scheduler"),
+}
+
+
+@pytest.mark.parametrize("kind", list(WORKER_KINDS))
+def test_generate_wait_on_a_429_finishes_on_every_worker_kind(
+    worker_process: Any, queue_mode: Any, gptimage_openai: Any, media: Path, kind: str
+) -> None:
+    """The retry path end to end: a 429, then a 500, each retried, whether or not an RQ
+    scheduler runs for the queue (django-rq's plain ``rqworker gptimage`` runs none)."""
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    command, *args = WORKER_KINDS[kind]
+    worker = worker_process(*args, queue_mode.name, command=command)
+    gptimage_openai.add_fault("rate_limited", retry_after=1)
+    gptimage_openai.add_fault("server_error")
+    out, err = io.StringIO(), io.StringIO()
+    started = time.monotonic()
+    call_command(
+        "gptimage_generate", "--prompt", f"Retried on {kind}", "--quality", "low", "--wait",
+        "--timeout", "90", "--json", stdout=out, stderr=err,
+    )  # fmt: skip
+    record = json.loads(out.getvalue())
+    assert record["status"] == "succeeded", (record, err.getvalue(), worker.output()[-3000:])
+    assert record["attempts"] == 3
+    assert time.monotonic() - started < 60
+    first, second, third = GenerationAttempt.objects.filter(generation_id=record["id"]).order_by("number")
+    assert (first.outcome, second.outcome, third.outcome) == ("rate_limited", "provider_error", "succeeded")
+    assert second.started_at - first.finished_at >= timedelta(seconds=1)  # the Retry-After held
+    assert worker.alive()
+
+
 def test_a_worker_killed_mid_request_leaves_an_abandoned_record_not_a_running_one(
     worker_process: Any, queue_mode: Any, gptimage_openai: Any, media: Path
 ) -> None:

@@ -13,26 +13,32 @@ from __future__ import annotations
 
 from .queue import (
     JOB_PREFIX,
+    OVERDUE_GRACE,
     QueueUnavailable,
     enqueue,
     enqueue_on_commit,
+    enqueue_overdue,
     ensure_reachable,
     generation_id_of,
     get_queue,
     job_id,
     remove_queued,
     run_job,
+    scheduler_running,
 )
 
 __all__ = [
     "JOB_PREFIX",
+    "OVERDUE_GRACE",
     "QueueUnavailable",
     "enqueue",
     "enqueue_on_commit",
+    "enqueue_overdue",
     "ensure_reachable",
     "generation_id_of",
     "get_queue",
     "job_id",
     "remove_queued",
     "run_job",
+    "scheduler_running",
 ]

@@ -5,6 +5,8 @@
   may have billed the lost call: the attempt is marked ``maybe_billed``).
 - A due ``queued`` record without a job in Redis (Redis was down at enqueue time, or a
   scheduled retry was lost) is enqueued again.
+- A scheduled retry overdue because no RQ scheduler moved it (the scheduling process died)
+  is queued (:func:`django_gptimage.jobs.enqueue_overdue`).
 
 Run it periodically: ``gptimage_worker`` schedules :func:`reap_job` itself; otherwise use
 ``manage.py gptimage_reap --loop 60`` or cron ``manage.py gptimage_reap``.
@@ -39,9 +41,10 @@ class ReapReport:
     abandoned: list[str] = field(default_factory=list)
     requeued: list[str] = field(default_factory=list)
     reenqueued: list[str] = field(default_factory=list)
+    overdue: list[str] = field(default_factory=list)  # scheduled retries no scheduler moved
 
     def __bool__(self) -> bool:
-        return bool(self.abandoned or self.requeued or self.reenqueued)
+        return bool(self.abandoned or self.requeued or self.reenqueued or self.overdue)
 
 
 def reap(*, stale_after: float | None = None, dry_run: bool = False) -> ReapReport:
@@ -128,6 +131,10 @@ def _reenqueue_orphans(now: Any, report: ReapReport, *, dry_run: bool) -> None:
     due = due.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
     try:
         queue = jobs.get_queue()
+        if not dry_run:
+            for job_id in jobs.enqueue_overdue(queue):
+                if pk := jobs.generation_id_of(job_id):
+                    report.overdue.append(pk)
         active = _active_generation_ids(queue)
     except RedisError:
         logger.warning("gptimage reaper: Redis is unreachable; orphaned queued records are left for later")

@@ -599,6 +599,7 @@ class ThreadWorkerPool:
                 )
             self._take_over_scheduler()
             self._ensure_reaper()
+            self._enqueue_overdue()
 
     def _ensure_reaper(self) -> None:
         if not self.reaper or self.stop_event.is_set():
@@ -611,6 +612,18 @@ class ThreadWorkerPool:
             pass  # Redis is away; next round
         except Exception:  # noqa: BLE001 - the reaper must not take the monitor down
             logger.warning("gptimage worker %s: could not schedule the reaper", self.name, exc_info=True)
+
+    def _enqueue_overdue(self) -> None:
+        """Scheduled retries that no scheduler moved (ours is off, or its process died)."""
+        from django_gptimage import jobs
+
+        if self.stop_event.is_set():
+            return
+        for queue in self.queues:
+            try:
+                jobs.enqueue_overdue(queue)
+            except redis.exceptions.RedisError:
+                return  # Redis is away; next round
 
     def _take_over_scheduler(self) -> None:
         # RQ itself retries only at a worker's maintenance, every ten minutes: scheduled retries

@@ -15,11 +15,10 @@ from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_gptimage.access.cli import find_user
-from django_gptimage.conf import gptimage_settings
 from django_gptimage.domain.capabilities import BACKGROUNDS, FORMATS, QUALITIES
 from django_gptimage.domain.sizes import RATIOS, TIERS
 from django_gptimage.models import ImageGeneration, Status
-from django_gptimage.service import GenerationRefused, QueueUnavailable, request_generation, workers_listening
+from django_gptimage.service import GenerationRefused, QueueUnavailable, request_generation, why_waiting
 
 EXIT_FAILED = 1
 EXIT_REFUSED = 2
@@ -121,8 +120,9 @@ class Command(BaseCommand):
 
     def _wait(self, generation: ImageGeneration, timeout: float) -> ImageGeneration:
         deadline = time.monotonic() + timeout
-        warn_at = time.monotonic() + 5
+        check_at = time.monotonic() + 5
         last = None
+        warned: set[str] = set()
         while time.monotonic() < deadline:
             generation.refresh_from_db()
             state = (generation.status, generation.phase, generation.error_code)
@@ -131,22 +131,22 @@ class Command(BaseCommand):
             last = state
             if generation.is_finished:
                 return generation
-            if warn_at and time.monotonic() > warn_at and generation.attempts == 0:
-                warn_at = 0.0
-                self._warn_if_no_worker()
+            if time.monotonic() > check_at:
+                check_at = time.monotonic() + 5
+                self._warn_if_stuck(generation, warned)
             time.sleep(0.25)
         return generation
 
-    def _warn_if_no_worker(self) -> None:
-        """Nothing picked the job up after a while: say why instead of waiting silently."""
-        if workers_listening() is False:
-            queue = gptimage_settings.QUEUE
-            self.stderr.write(
-                self.style.WARNING(
-                    f"No worker is listening on queue {queue!r}. Start one with "
-                    f"`manage.py gptimage_worker` (or `rqworker {queue}`), or run with --sync."
-                )
-            )
+    def _warn_if_stuck(self, generation: ImageGeneration, warned: set[str]) -> None:
+        """Nothing picked the job (or its retry) up after a while: say why, once, instead of
+        waiting silently."""
+        problem = why_waiting(generation)
+        if problem:
+            key = problem.split(" s ago")[-1]  # the same cause, however late by now
+            if key not in warned:
+                warned.add(key)
+                hint = " Or run with --sync." if not generation.attempts else ""
+                self.stderr.write(self.style.WARNING(problem + hint))
 
     def _refused(self, refused: GenerationRefused, options: dict[str, Any]) -> None:
         if options["json"]:

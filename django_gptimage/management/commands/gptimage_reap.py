@@ -36,7 +36,7 @@ class Command(BaseCommand):
         while True:
             report = reap(stale_after=stale_after, dry_run=options["dry_run"])
             prefix = "would be " if options["dry_run"] else ""
-            for label in ("abandoned", "requeued", "reenqueued"):
+            for label in ("abandoned", "requeued", "reenqueued", "overdue"):
                 for pk in getattr(report, label):
                     self.stdout.write(f"{pk}: {prefix}{label}")
             if not report and verbosity >= 1:
