@@ -773,7 +773,7 @@ def workers_listening() -> bool | None:
 
     try:
         queue = jobs.get_queue()
-        return any(queue.name in w.queue_names() for w in Worker.all(connection=queue.connection))
+        return bool(Worker.all(queue=queue))  # the queue's own worker set (rq:workers:<queue>)
     except RedisError:
         return None
 
