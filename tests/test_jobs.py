@@ -344,8 +344,10 @@ def test_cancel_queued_removes_the_job_and_sends_nothing(
 
 
 def test_cancel_while_waiting_for_a_retry_removes_the_scheduled_job(
-    openai: Any, queue_mode: Any, rq_scheduler: Any, run_worker: Any
+    openai: Any, queue_mode: Any, rq_scheduler: Any, run_worker: Any, settings: Any
 ) -> None:
+    # A backoff the running scheduler cannot reach before the cancel, however busy the machine.
+    settings.GPTIMAGE = {**settings.GPTIMAGE, "RETRY_BACKOFF_BASE": 20.0, "RETRY_BACKOFF_MAX": 40.0}
     openai.add_fault("server_error")
     generation = generate()
     run_one_job(queue_mode)

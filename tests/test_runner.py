@@ -9,6 +9,7 @@ import pytest
 
 from django_gptimage import jobs
 from django_gptimage.jobs.reaper import reap
+from django_gptimage.jobs.runner import run_generation
 from django_gptimage.models import GeneratedImage, GenerationAttempt, ImageGeneration, Status
 from django_gptimage.providers.offline import OfflineProvider
 from django_gptimage.service import request_generation, retry_generation
@@ -118,14 +119,14 @@ def test_a_worker_that_lost_its_claim_never_overwrites_the_outcome(settings: Any
 
 
 def test_a_lost_claim_under_requeue_is_run_by_the_next_worker_only(
-    queue_mode: Any, rq_scheduler: Any, settings: Any, run_worker: Any
+    queue_mode: Any, settings: Any, run_worker: Any
 ) -> None:
     """With REQUEUE_ABANDONED the record goes back to the queue; the stalled worker's late
     result must not turn it into a success behind the next worker's back."""
     settings.GPTIMAGE = {**settings.GPTIMAGE, "REQUEUE_ABANDONED": True, "MAX_ATTEMPTS": 3}
     use_provider(settings, "tests.test_runner.ReapedMidCallProvider")
     generation = request_generation(prompt="Taken over")
-    run_burst(queue_mode.name)  # the first attempt: reaped mid-call, requeued
+    run_generation(generation.pk)  # the first attempt (not a job): reaped mid-call, requeued
     generation.refresh_from_db()
     assert generation.status == Status.QUEUED and generation.attempts == 1
     assert not GeneratedImage.objects.filter(generation=generation).exists()
