@@ -178,15 +178,14 @@ def _start(hook: HookSpec, model: type[models.Model], object_id: str) -> None:
             return
         from redis.exceptions import RedisError
 
-        from django_gptimage.jobs import get_queue
-
         try:
-            get_queue().enqueue(
+            _queue().enqueue(
                 run_hook_job, hook.label, model._meta.label, object_id,
                 job_timeout=300, result_ttl=600, failure_ttl=7 * 86400,
                 description=f"gptimage hook {hook.label} {object_id}",
             )  # fmt: skip
         except RedisError as exc:
+            _connections.clear()  # the next save connects afresh
             logger.error(
                 "gptimage hook %s for %s:%s not started, queue unreachable: %s",
                 hook.label, model._meta.label, object_id, exc.__class__.__name__,
@@ -199,6 +198,28 @@ def _start(hook: HookSpec, model: type[models.Model], object_id: str) -> None:
     except Exception:  # noqa: BLE001 - a hook must never break the save it follows
         logger.exception("gptimage hook %s for %s:%s failed", hook.label, model._meta.label, object_id)
         record_event(hook, model, object_id, HookEvent.Outcome.ERROR, "The save hook failed; see the logs.")
+
+
+_connections: dict[str, Any] = {}
+
+
+def _queue() -> Any:
+    """The generation queue on a Redis connection kept between saves.
+
+    ``django_rq.get_queue()`` opens a new connection pool on every call, so each enqueue would
+    connect to Redis again: over a millisecond a save, most of what a hook costs.
+    """
+    import django_rq
+    from django.conf import settings
+
+    name = gptimage_settings.QUEUE
+    key = repr((name, sorted((getattr(settings, "RQ_QUEUES", {}).get(name) or {}).items())))
+    connection = _connections.get(key)
+    if connection is None:
+        connection = _connections[key] = django_rq.get_connection(name)
+    return django_rq.get_queue(
+        name, connection=connection, default_timeout=gptimage_settings.JOB_TIMEOUT, commit_mode="auto"
+    )
 
 
 def record_event(
@@ -306,10 +327,15 @@ def run_hook(hook_label: str, model_label: str, object_id: str) -> str:
             )  # fmt: skip
         return "started" if any(g.pk not in before for g in made) else "reused"
     except GenerationRefused as exc:
-        message = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in exc.problems)
+        # "main: ..." only for a preset with several outputs: the editor needs no field names
+        message = " ".join(
+            dict.fromkeys(
+                f"{p.field.split('.')[0]}: {p.message}" if "." in p.field else p.message for p in exc.problems
+            )
+        )
         logger.warning("gptimage hook %s for %s:%s refused: %s", hook.label, model_label, object_id, message)
         record_event(hook, model, object_id, HookEvent.Outcome.REFUSED,
-                     f"No image was generated on save: {message}")  # fmt: skip
+                     f"No image was generated on save. {message}")  # fmt: skip
         return "refused"
     except QueueUnavailable as exc:
         record_event(hook, model, object_id, HookEvent.Outcome.UNAVAILABLE, str(exc))

@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.db.models import Model
 from django.utils.html import format_html
 
+from django_gptimage.admin import GenerationsPanelMixin
+
 from .models import Article, Event, Product
 
 
@@ -22,7 +24,7 @@ def thumbnail(field: str, label: str):
 
 
 @admin.register(Article)
-class ArticleAdmin(admin.ModelAdmin):
+class ArticleAdmin(GenerationsPanelMixin, admin.ModelAdmin):  # shows the save hook's generations
     list_display = ["title", thumbnail("cover", "cover"), "published_at"]
     search_fields = ["title", "summary", "body"]
     fields = ["title", "summary", "body", "cover", "cover_alt"]
@@ -37,7 +39,7 @@ class EventAdmin(admin.ModelAdmin):
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(GenerationsPanelMixin, admin.ModelAdmin):
     list_display = [
         "name",
         "price",

@@ -117,6 +117,68 @@ GPTIMAGE: dict = {
     # The demo's admin is the site's administrator, so every tier is unlocked for it. Signed in is
     # not paid: any other user gets the free plan (1K) unless given the paid one in the admin.
     "SUPERUSER_PLAN": "paid",
+    # Save hooks (docs/automation.md): an article saved without a cover gets one, applied with its
+    # alt text; a new product gets its main visual, ad creative and detail-page image. They run in
+    # the worker after the save commits, so the sample content is illustrated on first start. With
+    # OPENAI_API_KEY set these are paid generations (3 articles and 2 products of sample content:
+    # 9 images at 1K).
+    "AUTOGENERATE": [
+        {
+            "model": "cms.Article",
+            "field": "cover",
+            "preset": "cms-cover",
+            "when": "empty",
+            "apply": "direct",
+            "alt_field": "cover_alt",
+        },
+        {
+            "model": "cms.Product",
+            "field": "main_visual",
+            "preset": "cms-product",
+            "when": "created",
+            "apply": "direct",
+        },
+    ],
+    "PRESETS": {
+        "cms-cover": {
+            "label": "Article cover (16:9)",
+            "models": ["cms.Article"],
+            "ratio": "16:9",
+            "tier": "1K",
+            "prompt_template": "Editorial cover photograph for an article titled “{{ object.title }}”. "
+            "{{ object.summary }} Natural light, no text or lettering.",
+        },
+        "cms-product": {
+            "label": "Product visuals",
+            "models": ["cms.Product"],
+            "outputs": [
+                {
+                    "key": "main",
+                    "field": "main_visual",
+                    "ratio": "1:1",
+                    "tier": "1K",
+                    "prompt_template": "Product photograph of {{ object.name }} on a clean white background, "
+                    "soft studio lighting.",
+                },
+                {
+                    "key": "ad",
+                    "field": "ad_creative",
+                    "ratio": "16:9",
+                    "tier": "1K",
+                    "prompt_template": "Advertising image featuring {{ object.name }} in a lifestyle setting, "
+                    "room for a headline, no lettering.",
+                },
+                {
+                    "key": "detail",
+                    "field": "detail_image",
+                    "ratio": "3:4",
+                    "tier": "1K",
+                    "prompt_template": "Close-up detail shot of {{ object.name }}: materials, texture and "
+                    "craftsmanship.",
+                },
+            ],
+        },
+    },
 }
 
 LOGGING = {
