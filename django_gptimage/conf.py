@@ -41,6 +41,7 @@ ACCESS = "Access"
 JOBS = "Background jobs"
 TARGETS = "Targets, templates and presets"
 AUTOMATION = "Automation"
+WIDGET = "Widget"
 
 SECTIONS: dict[str, str] = {
     PROVIDER_API: "",
@@ -64,6 +65,7 @@ SECTIONS: dict[str, str] = {
     "[service.md](service.md#targets-and-candidates).",
     AUTOMATION: "Generation without anybody clicking: save hooks and batch runs; see "
     "[automation.md](automation.md).",
+    WIDGET: "The Generate panel on image fields; see [widget.md](widget.md).",
 }
 
 
@@ -761,6 +763,19 @@ class Settings:
         '    {"model": "cms.Event", "field": "poster", "preset": "poster", "when": "changed",\n'
         '     "fields": ["title", "date"], "apply": "direct"},\n'
         "]",
+    )
+
+    # -- Widget ------------------------------------------------------------------------------
+
+    WIDGET_RATE_LIMIT = OptionalInteger(
+        10,
+        "Generate requests one user may send from widgets per minute.",
+        section=WIDGET,
+        default_doc=" (per user, per minute)",
+        doc="Counted in Django's default cache (use a shared cache such as Redis or Memcached when the site "
+        "runs several processes); one more answers HTTP 429 with `Retry-After` and nothing is recorded or "
+        "sent. `None` turns the limit off (the site policy, access plans and spend caps still apply).",
+        example='"WIDGET_RATE_LIMIT": 30',
     )
 
     # -- Access to the raw dict and derived values -------------------------------------------

@@ -57,6 +57,7 @@ from django_gptimage.targets import (
     Target,
     apply_result,
     bind_target,
+    check_candidate,
     generations_for,
     lock_target,
     target_of,
@@ -87,20 +88,25 @@ __all__ = [
     "UnknownPreset",
     "access_for",
     "allowed_tiers_for",
+    "apply_candidate",
     "apply_result",
     "autogenerate",
     "batch_progress",
+    "bind_generations",
     "bind_target",
     "build_request",
     "cancel_generation",
+    "check_candidate",
     "check_generation",
     "check_permission",
     "check_request",
     "estimate",
     "estimate_for",
+    "field_prompt",
     "generation_status",
     "option_matrix",
     "plan_batch",
+    "preset_output_for",
     "dispatch",
     "why_waiting",
     "generate_for",
@@ -900,6 +906,98 @@ def retry_generation(
             dispatch(generation, run_mode=run_mode)
     generation.refresh_from_db()
     return generation
+
+
+def apply_candidate(
+    image: GeneratedImage,
+    obj: Model,
+    *,
+    user: Any = None,
+    alt_field: str | None = None,
+    made: Iterable[Any] = (),
+) -> AppliedResult:
+    """A form's chosen candidate into ``obj`` once the form has saved it (the widget's save step).
+
+    Binds the image's generation (and the form's other generations ``made``, ids of the same
+    user's add-form generations for the same model) to ``obj`` when they were requested on an
+    add form, then :func:`apply_result`. Raises ApplyRefused.
+    """
+    bind_generations(made, obj, user=user)
+    generation = image.generation
+    if not generation.target_object_id:
+        bind_target(generation, obj, user=user)
+        image.generation.refresh_from_db()
+    return apply_result(image, user=user, obj=obj, alt_field=alt_field, generation=generation)
+
+
+def bind_generations(ids: Iterable[Any], obj: Model, *, user: Any = None) -> int:
+    """Bind the add-form generations ``ids`` requested by ``user`` for ``obj``'s model to ``obj``.
+
+    Others (someone else's, another model's, already bound) are skipped; returns how many were bound.
+    """
+    from django.contrib.contenttypes.models import ContentType
+
+    wanted = [str(i) for i in ids if i]
+    if not wanted or obj.pk is None:
+        return 0
+    qs = ImageGeneration.objects.filter(
+        pk__in=_uuids(wanted), target_content_type=ContentType.objects.get_for_model(type(obj)),
+        target_object_id="",
+    )  # fmt: skip
+    if user is not None and not getattr(user, "is_superuser", False):
+        qs = qs.filter(requested_by=user if getattr(user, "is_authenticated", False) else None)
+    bound = 0
+    for generation in qs:
+        bind_target(generation, obj, user=user)
+        bound += 1
+    return bound
+
+
+def _uuids(values: Iterable[str]) -> list[Any]:
+    import uuid
+
+    out = []
+    for value in values:
+        try:
+            out.append(uuid.UUID(value))
+        except ValueError:
+            continue
+    return out
+
+
+def field_prompt(
+    model: type[Model],
+    field: str,
+    *,
+    obj: Model | None = None,
+    values: Mapping[str, Any] | None = None,
+    preset: str | None = None,
+    template: str | None = None,
+) -> str:
+    """The prompt a field's Generate panel starts with: ``template``, or the preset's output for
+    ``field`` (else its first), rendered over ``obj`` and the form's current ``values`` by the
+    locked-down prompt engine. Empty when there is neither. Raises PromptTemplateError."""
+    if template is None and preset:
+        output = preset_output_for(preset, field)
+        template = output.prompt_template if output is not None else None
+    if not template:
+        return ""
+    problems = template_problems(template, model)
+    if problems:
+        raise PromptTemplateError(" ".join(problems))
+    return render_prompt(template, obj, values=values)
+
+
+def preset_output_for(preset: str, field: str) -> PresetOutput | None:
+    """The output of ``preset`` that fills ``field`` (else its first output); None for an unknown preset."""
+    try:
+        chosen = get_preset(preset)
+    except UnknownPreset:
+        return None
+    for output in chosen.outputs:
+        if output.field == field:
+            return output
+    return chosen.outputs[0] if chosen.outputs else None
 
 
 # Faces' helpers, defined in their own modules (they import this one lazily).

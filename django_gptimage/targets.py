@@ -37,6 +37,7 @@ __all__ = [
     "Target",
     "apply_result",
     "bind_target",
+    "check_candidate",
     "generations_for",
     "lock_target",
     "target_of",
@@ -330,3 +331,40 @@ def _delete_quietly(field: models.FileField, name: str) -> None:
         field.storage.delete(name)
     except Exception as exc:  # noqa: BLE001 - the new image is applied; a stale file is not fatal
         logger.warning("gptimage could not delete the previous file %r: %s", name, exc.__class__.__name__)
+
+
+def check_candidate(image_id: Any, target: Target, *, user: Any = None) -> GeneratedImage:
+    """The generated image ``image_id`` if it may go into ``target`` (a form's field), else ApplyRefused.
+
+    For a saved object: an image generated for that object's field (by anyone: the object's
+    history). For an add form (``target.object_id`` None): an image generated for that model's
+    field on an add form (not bound to an object yet) by ``user`` themselves. The generation must
+    have finished; given ``user``, they need the ``apply`` permission (and change permission on
+    the object, checked again when it is applied).
+    """
+    image = None
+    if isinstance(image_id, int) or (isinstance(image_id, str) and image_id.isdigit()):
+        image = GeneratedImage.objects.select_related("generation").filter(pk=int(image_id)).first()
+    if image is None:
+        raise ApplyRefused("not_a_candidate", "This generated image does not exist (any more).")
+    gen = image.generation
+    if gen.target_content_type_id != target.content_type.pk or gen.target_field != target.field:
+        raise ApplyRefused("not_a_candidate", "This image was generated for another field.")
+    if target.object_id is not None:
+        if gen.target_object_id != target.object_id:
+            raise ApplyRefused("not_a_candidate", "This image was generated for another object.")
+    else:
+        mine = user is not None and gen.requested_by_id is not None and gen.requested_by_id == user.pk
+        if gen.target_object_id or not mine:
+            raise ApplyRefused(
+                "not_a_candidate",
+                "This image was not generated on this form: pick one of your own candidates.",
+            )
+    if gen.status not in FINISHED_STATUSES:
+        raise ApplyRefused("not_succeeded", "This generation has not finished yet.")
+    if user is not None:
+        try:
+            check_permission(user, "apply")
+        except PermissionDenied as exc:
+            raise ApplyRefused("permission_denied", str(exc)) from None
+    return image

@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from . import access, generations, presets  # noqa: F401
 from .targets import GenerationsPanelMixin, generate_images_action
+from .widget import GenerateImageAdminMixin
 
-__all__ = ["GenerationsPanelMixin", "generate_images_action"]
+__all__ = ["GenerateImageAdminMixin", "GenerationsPanelMixin", "generate_images_action"]

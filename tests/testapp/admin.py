@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from django_gptimage.admin import GenerationsPanelMixin, generate_images_action
+from django_gptimage.admin import GenerateImageAdminMixin, GenerationsPanelMixin, generate_images_action
 
 from .models import Article, Product
 
 
 @admin.register(Article)
-class ArticleAdmin(GenerationsPanelMixin, admin.ModelAdmin):
+class ArticleAdmin(GenerateImageAdminMixin, GenerationsPanelMixin, admin.ModelAdmin):
     list_display = ["title", "cover"]
+    gptimage_widgets = {"cover": {"preset": "cover", "alt_field": "cover_alt"}}
     actions = [
         generate_images_action(field="cover", preset="cover"),
         generate_images_action(field="cover", preset="square", description="Generate square covers (1K)"),
