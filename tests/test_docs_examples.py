@@ -22,6 +22,8 @@ import ast
 import inspect
 import os
 import re
+import sys
+import types
 import unittest
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,6 +183,13 @@ def _run_tests(example: Example, request: pytest.FixtureRequest) -> None:
         "SimpleWorker": SimpleWorker,
         **{name: getattr(django_gptimage, name) for name in django_gptimage.__all__},
     }
+    # A module of its own, importable while it runs, as a test file of the reader's would be:
+    # a dotted path to a class it defines ("BACKEND": f"{__name__}.MyStorage") then resolves.
+    module = types.ModuleType("docs_example_" + re.sub(r"\W", "_", example.id))
+    module.__dict__.update(namespace)
+    namespace = module.__dict__
+    sys.modules[module.__name__] = module
+    request.addfinalizer(lambda: sys.modules.pop(module.__name__, None))
     exec(compile(example.code, example.id, "exec", COMPILE_FLAGS), namespace)
     ran = 0
     for name, obj in list(namespace.items()):
