@@ -158,7 +158,8 @@ def plan_batch(
     or refused (and why), and the estimated cost. Sends nothing, records nothing.
 
     ``limit``: at most that many objects with something to send (the next run takes the next
-    ones). Raises GenerationRefused when the batch cannot run at all (an unknown preset, a
+    ones). Objects beyond what ``user``'s monthly quota still allows, all together, are refused
+    (each alone may fit: the run would refuse them one by one). Raises GenerationRefused when the batch cannot run at all (an unknown preset, a
     preset for another model), PermissionDenied when ``user`` may not generate.
     """
     from django_gptimage import service
@@ -180,8 +181,10 @@ def plan_batch(
         overrides=dict(overrides), limit=limit, outputs_per_object=len(outputs),
     )  # fmt: skip
     ct = ContentType.objects.get_for_model(model)
+    allowance = _allowance(service, user)  # (images left this month, why not more) or None
+    planned_images = 0
     for page in _pages(queryset):
-        planned: list[tuple[Any, list[tuple[str, str, Decimal]] | None, str]] = []
+        planned: list[tuple[Any, list[tuple[str, str, Decimal, int]] | None, str]] = []
         for obj in page:
             opened: list[Any] = []
             prepared: list[Any] = []
@@ -210,11 +213,12 @@ def plan_batch(
                     plan.refused_named.append((str(obj), reason))
                 continue
             to_send = Decimal("0")
-            count = 0
-            for target_field, fp, cost in entries:
+            count = images = 0
+            for target_field, fp, cost, n in entries:
                 hit = existing.get((str(obj.pk), target_field, fp))
                 if hit is None:
                     count += 1
+                    images += n
                     to_send += cost
                     continue
                 generation_id, status = hit
@@ -227,16 +231,40 @@ def plan_batch(
                 if limit is not None and len(plan.pending) >= limit:
                     plan.beyond_limit += 1
                     continue
+                if allowance is not None and planned_images + images > allowance[0]:
+                    plan.refused_objects += 1  # each fits the quota alone; not all of them together
+                    plan.refused[allowance[1]] += 1
+                    if len(plan.refused_named) < MAX_NAMED_REFUSALS:
+                        plan.refused_named.append((str(obj), allowance[1]))
+                    continue
+                planned_images += images
                 plan.pending.append(obj.pk)
                 plan.to_send += count
                 plan.estimated_cost += to_send
     return plan
 
 
-def _entry(service: Any, prepared: Any) -> tuple[str, str, Decimal]:
-    """(field, fingerprint, estimated cost) of one prepared output."""
+def _entry(service: Any, prepared: Any) -> tuple[str, str, Decimal, int]:
+    """(field, fingerprint, estimated cost, images) of one prepared output."""
     assert prepared.target is not None and prepared.validated is not None
-    return prepared.target.field, prepared.fingerprint, service.estimate_for(prepared.validated)
+    validated = prepared.validated
+    return prepared.target.field, prepared.fingerprint, service.estimate_for(validated), validated.request.n
+
+
+def _allowance(service: Any, user: Any) -> tuple[int, str] | None:
+    """Images ``user``'s plan still allows this month, for the whole batch (None: no quota)."""
+    from django_gptimage.access.admission import images_this_month
+
+    access = service.access_for(user) if user is not None else None
+    if access is None or access.monthly_quota is None or not getattr(user, "is_authenticated", False):
+        return None
+    used = images_this_month(user)
+    left = max(0, access.monthly_quota - used)
+    plan = access.plan_label or access.plan or "your plan"
+    return left, (
+        f"Over the monthly quota: {plan} includes {access.monthly_quota} images a month ({used} used so far), "
+        f"so this batch can send {left} more."
+    )
 
 
 def _existing(
@@ -244,7 +272,7 @@ def _existing(
 ) -> dict[tuple[str, str, str], tuple[str, str]]:
     """(object id, field, fingerprint) -> (generation id, status) for one page: one query."""
     ids = [str(obj.pk) for obj, found, _ in planned if found]
-    fingerprints = {fp for _, found, _ in planned if found for _, fp, _ in found}
+    fingerprints = {fp for _, found, _ in planned if found for _, fp, _, _ in found}
     if not ids:
         return {}
     rows = (

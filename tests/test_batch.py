@@ -238,3 +238,31 @@ def test_the_admin_action_skips_what_is_done_and_says_so(admin_client: Any, gpti
     assert ImageGeneration.objects.count() == 2 and len(image_requests(gptimage_openai)) == 2
     html = again.content.decode()  # the review grid shows the existing candidates
     assert html.count("data-gptimage-row") == 2
+
+
+def test_the_plan_refuses_what_the_monthly_quota_cannot_take_all_together(
+    openai: Any, django_user_model: Any, run_worker: Any
+) -> None:
+    from django.contrib.auth.models import Permission
+
+    from django_gptimage.access.models import AccessPlan, UserPlan
+
+    user = django_user_model.objects.create_user("editor", is_staff=True)
+    user.user_permissions.add(
+        Permission.objects.get(codename="generate", content_type__app_label="django_gptimage")
+    )
+    capped = AccessPlan.objects.create(name="capped", label="Capped", rank=1, tiers=["1K"], monthly_quota=3)
+    UserPlan.objects.create(user=user, plan=capped)
+    first, *rest = articles(5)
+    generate_for(first, "cover", preset="from-body", user=user)
+    run_worker()  # one image of the three used
+
+    plan = plan_batch(Article.objects.all(), field="cover", preset="from-body", user=user)
+    assert (plan.done, plan.to_send, plan.refused_objects) == (1, 2, 2)
+    assert plan.pending == [rest[0].pk, rest[1].pk]
+    [(reason, count)] = plan.refused.items()
+    assert count == 2 and reason == (
+        "Over the monthly quota: Capped includes 3 images a month (1 used so far), so this batch can send 2 more."
+    )
+    run = run_batch(plan)
+    assert len(run.sent_ids) == 2 and not run.refused

@@ -329,3 +329,18 @@ def test_a_correct_configuration_passes_the_checks(settings: Any) -> None:
         {"model": "testapp.Product", "field": "main_visual", "preset": "product", "when": "created"},
     )  # fmt: skip
     assert found == {}
+
+
+def test_the_admin_lists_hook_events_read_only(
+    queue_mode: Any, configure: Any, settings: Any, admin_client: Any
+) -> None:
+    configure(cover_hook(when="created"))
+    settings.RQ_QUEUES = {**settings.RQ_QUEUES, queue_mode.name: DEAD_REDIS}
+    Article.objects.create(title="Storm")
+    page = admin_client.get("/admin/django_gptimage/hookevent/?outcome=unavailable")
+    html = page.content.decode()
+    assert page.status_code == 200 and "testapp.Article.cover" in html and "not reachable" in html
+    event = HookEvent.objects.get()
+    assert admin_client.get("/admin/django_gptimage/hookevent/add/").status_code == 403
+    detail = admin_client.post(f"/admin/django_gptimage/hookevent/{event.pk}/change/", {"message": "edited"})
+    assert detail.status_code == 403 and HookEvent.objects.get().message == event.message
