@@ -67,8 +67,9 @@ def test_generate_in_the_change_form_pick_and_save(
     assert suggested and editor.input_value("#id_cover_alt") == suggested  # editable before saving
     editor.fill("#id_cover_alt", "Boats in the harbour at dusk")
     shot(editor, "picked")
-    editor.click('input[name="_continue"]')
-    editor.wait_for_url(re.compile(rf"/admin/testapp/article/{article.pk}/change/$"))
+    with editor.expect_navigation():
+        editor.click('input[name="_continue"]')
+    assert "was changed successfully" in editor.locator(".messagelist").inner_text()
     article.refresh_from_db()
     image = GeneratedImage.objects.get()
     assert article.cover.name.endswith(f"cover-{image.sha256[:12]}.png")
@@ -139,3 +140,190 @@ def test_a_refusal_shows_on_its_field_and_no_worker_has_its_own_state(
     assert note.inner_text() == "No worker is taking jobs; the generation will start when one does."
     assert "Queued" in panel.locator(".gptimage-w-line").first.inner_text()
     shot(editor, "no-worker")
+
+
+# -- never a spinner forever: each failure has its own message and the step that helps ---------
+
+
+def generate_with(page: Any, *, tier: str = "1K") -> Any:
+    panel = open_panel(page)
+    page.click(f'{PANEL} label[data-gptimage-value="{tier}"]')
+    panel.locator('[data-gptimage-action="generate"]').click()
+    card = panel.locator(".gptimage-w-card").first
+    card.wait_for()
+    return panel, card
+
+
+def final_card(card: Any, status: str) -> Any:
+    card.page.wait_for_function(
+        f"document.querySelector('#gptimage-cover .gptimage-w-card').getAttribute('data-status') === '{status}'",
+        timeout=60_000,
+    )
+    return card
+
+
+@pytest.mark.parametrize(
+    ("fault", "options", "message", "button"),
+    [
+        (
+            "moderation_blocked",
+            {},
+            "Rephrase the prompt (or use another input image) and generate again.",
+            "Edit the prompt",
+        ),
+        (
+            "insufficient_quota",
+            {},
+            "Ask an administrator to top up the site's OpenAI quota or billing credit.",
+            None,
+        ),
+        ("delay", {"seconds": 4.0}, "Retry, or choose a lower quality or a smaller tier", "Try again"),
+    ],
+)
+def test_each_failure_says_what_helps(
+    editor: Any,
+    gptimage_openai: Any,
+    thread_worker: Any,
+    settings: Any,
+    shot: Any,
+    fault: str,
+    options: dict[str, Any],
+    message: str,
+    button: str | None,
+) -> None:
+    settings.GPTIMAGE = {**settings.GPTIMAGE, "MAX_ATTEMPTS": 1, "READ_TIMEOUT": 1.5}
+    reset_providers()
+    gptimage_openai.add_fault(fault, **options)
+    article = Article.objects.create(title="Harbour festival")
+    editor.visit(f"/admin/testapp/article/{article.pk}/change/")
+    thread_worker(concurrency=1)
+    panel, card = generate_with(editor)
+    final_card(card, "failed")
+    note = card.locator('.gptimage-w-note[data-kind="error"]')
+    assert message in note.inner_text()
+    assert card.locator(".gptimage-w-line").inner_text().startswith("Failed: ")
+    assert panel.locator(".gptimage-w-thumb").count() == 0
+    steps = card.locator('[data-gptimage-action="step"]')
+    if button is None:
+        assert steps.count() == 0  # nothing the editor can do here but ask
+    else:
+        assert steps.inner_text() == button
+    shot(editor, f"failed-{fault}")
+    if fault == "moderation_blocked":
+        steps.click()
+        assert editor.evaluate("document.activeElement.name") == "cover-gptimage-prompt"
+    if fault == "delay":  # a retry now succeeds (the loopback server answers at once again)
+        steps.click()
+        panel.locator(".gptimage-w-thumb").first.wait_for(timeout=60_000)
+        shot(editor, "retried")
+    assert editor.console_errors == []
+
+
+def test_a_rate_limit_is_retried_by_itself_and_then_succeeds(
+    editor: Any, gptimage_openai: Any, thread_worker: Any, shot: Any
+) -> None:
+    gptimage_openai.add_fault("rate_limited", retry_after=1.0)
+    article = Article.objects.create(title="Harbour festival")
+    editor.visit(f"/admin/testapp/article/{article.pk}/change/")
+    thread_worker(concurrency=1)
+    panel, card = generate_with(editor)
+    panel.locator(".gptimage-w-thumb").first.wait_for(timeout=60_000)
+    assert card.locator(".gptimage-w-line").inner_text().startswith("Succeeded: 1 image")
+    generation = ImageGeneration.objects.get()
+    assert generation.attempts == 2 and generation.status == Status.SUCCEEDED
+    shot(editor, "succeeded-after-429")
+
+
+def test_a_lost_connection_says_reconnecting_and_recovers(
+    editor: Any, thread_worker: Any, settings: Any, shot: Any
+) -> None:
+    settings.GPTIMAGE = {**settings.GPTIMAGE, "PROVIDER_OPTIONS": {"delay": 4.0}}
+    reset_providers()
+    article = Article.objects.create(title="Harbour festival")
+    editor.visit(f"/admin/testapp/article/{article.pk}/change/")
+    thread_worker(concurrency=1)
+    panel, card = generate_with(editor)
+    editor.context.set_offline(True)
+    note = card.locator('.gptimage-w-note[data-kind="reconnecting"]')
+    note.wait_for(timeout=30_000)
+    assert note.inner_text() == "Connection lost, reconnecting…"
+    shot(editor, "reconnecting")
+    editor.context.set_offline(False)
+    panel.locator(".gptimage-w-thumb").first.wait_for(timeout=60_000)
+    assert note.count() == 0 or not note.is_visible()
+    shot(editor, "reconnected")
+
+
+def test_a_job_past_the_job_timeout_has_its_own_state(
+    editor: Any, thread_worker: Any, settings: Any, shot: Any
+) -> None:
+    settings.GPTIMAGE = {**settings.GPTIMAGE, "PROVIDER_OPTIONS": {"delay": 6.0}, "JOB_TIMEOUT": 2}
+    reset_providers()
+    article = Article.objects.create(title="Harbour festival")
+    editor.visit(f"/admin/testapp/article/{article.pk}/change/")
+    thread_worker(concurrency=1)
+    panel, card = generate_with(editor)
+    note = card.locator('.gptimage-w-note[data-kind="timeout"]')
+    note.wait_for(timeout=30_000)
+    assert "longer than the server's job timeout (2 s)" in note.inner_text()
+    shot(editor, "past-the-job-timeout")
+
+
+# -- keyboard and accessibility -------------------------------------------------------------------
+
+
+def tab_to(page: Any, selector: str, limit: int = 80) -> None:
+    for _ in range(limit):
+        if page.evaluate("(s) => document.activeElement && document.activeElement.matches(s)", selector):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached {selector}")
+
+
+def test_the_whole_flow_with_the_keyboard_alone(
+    editor: Any, thread_worker: Any, axe_scan: Any, shot: Any
+) -> None:
+    article = Article.objects.create(title="Harbour festival")
+    editor.visit(f"/admin/testapp/article/{article.pk}/change/")
+    tab_to(editor, f"{PANEL} summary")
+    editor.keyboard.press("Enter")
+    assert editor.locator(f"{PANEL} details").get_attribute("open") is not None
+    tab_to(editor, 'input[name="cover-gptimage-ratio"]:checked')
+    editor.keyboard.press("ArrowRight")  # 16:9 -> 9:16
+    assert editor.locator('input[name="cover-gptimage-ratio"][value="9:16"]').is_checked()
+    tab_to(editor, 'input[name="cover-gptimage-tier"]:checked')
+    editor.keyboard.press("ArrowLeft")  # 2K -> 1K
+    assert editor.locator('input[name="cover-gptimage-tier"][value="1K"]').is_checked()
+    shot(editor, "chosen-with-the-keyboard")
+    violations = axe_scan(editor, PANEL)
+    assert violations == [], [(v["id"], v["help"], [n["target"] for n in v["nodes"]]) for v in violations]
+    thread_worker(concurrency=1)
+    tab_to(editor, f'{PANEL} [data-gptimage-action="generate"]')
+    editor.keyboard.press("Enter")
+    thumb = editor.locator(f"{PANEL} .gptimage-w-thumb").first
+    thumb.wait_for(timeout=60_000)
+    tab_to(editor, f"{PANEL} .gptimage-w-thumb")
+    editor.keyboard.press("Space")
+    assert thumb.get_attribute("aria-pressed") == "true"
+    violations = axe_scan(editor, PANEL)
+    assert violations == [], [(v["id"], v["help"], [n["target"] for n in v["nodes"]]) for v in violations]
+    shot(editor, "picked-with-the-keyboard")
+    tab_to(editor, 'input[name="_continue"]')
+    with editor.expect_navigation():
+        editor.keyboard.press("Enter")
+    assert "was changed successfully" in editor.locator(".messagelist").inner_text()
+    article.refresh_from_db()
+    assert article.cover.name.endswith(f"cover-{GeneratedImage.objects.get().sha256[:12]}.png")
+    assert (article.cover.width, article.cover.height) == (608, 1088)
+
+
+def test_the_panel_in_dark_mode(editor: Any, shot: Any) -> None:
+    article = Article.objects.create(title="Harbour festival")
+    editor.emulate_media(color_scheme="dark")
+    editor.visit(f"/admin/testapp/article/{article.pk}/change/")
+    open_panel(editor)
+    background = editor.evaluate(
+        "getComputedStyle(document.querySelector('#gptimage-cover .gptimage-w-panel')).backgroundColor"
+    )
+    assert background != "rgb(255, 255, 255)"
+    shot(editor, "dark-mode")

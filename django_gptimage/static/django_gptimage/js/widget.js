@@ -261,8 +261,9 @@
   Widget.prototype.card = function (id) {
     if (this.cards[id]) return this.cards[id];
     var card = el("div", { className: "gptimage-w-card", "data-generation": id, role: "listitem" });
-    card.appendChild(el("p", { className: "gptimage-w-line", "data-role": "line" }));
-    card.appendChild(el("p", { className: "gptimage-w-note", "data-role": "note", hidden: "" }));
+    card.appendChild(el("p", { className: "gptimage-w-line", "data-role": "line", "aria-live": "polite" }));
+    card.appendChild(el("p", { className: "gptimage-w-note", "data-role": "note", "aria-live": "polite", hidden: "" }));
+    card.appendChild(el("p", { className: "gptimage-w-quiet gptimage-w-detail", "data-role": "detail", hidden: "" }));
     card.appendChild(el("div", { className: "gptimage-w-steps", "data-role": "steps" }));
     var preview = el("img", { className: "gptimage-w-preview", alt: "Partial preview", hidden: "" });
     preview.setAttribute("data-role", "preview");
@@ -316,19 +317,22 @@
     if (!s.is_final && s.attempt) text += " · attempt " + s.attempt + " / " + s.max_attempts;
     if (!s.is_final) text += " · " + s.elapsed_display;
     line.textContent = text;
-    if (card.getAttribute("data-kind-shown") !== "reconnecting") {
-      if (s.status === "queued" && context.noWorker && !s.next_attempt_at) {
-        this.note(card, "No worker is taking jobs; the generation will start when one does.", "no-worker");
-      } else if (s.status === "running" && context.jobTimeout && s.elapsed > context.jobTimeout) {
-        this.note(
-          card,
-          "This has run longer than the server's job timeout (" + context.jobTimeout + " s): the worker has probably stopped. It will be marked as abandoned and can then be retried.",
-          "timeout"
-        );
-      } else if (s.status !== "queued" || !context.noWorker) {
-        this.note(card, "", "no-worker");
-        if (!(s.status === "running" && context.jobTimeout && s.elapsed > context.jobTimeout)) this.note(card, "", "timeout");
-      }
+    var kind = "";
+    var note = "";
+    if (s.status === "queued" && context.noWorker && !s.next_attempt_at) {
+      kind = "no-worker";
+      note = "No worker is taking jobs; the generation will start when one does.";
+    } else if (s.status === "running" && context.jobTimeout && s.elapsed > context.jobTimeout) {
+      kind = "timeout";
+      note =
+        "This has run longer than the server's job timeout (" + context.jobTimeout +
+        " s): the worker has probably stopped. It will be marked as abandoned and can then be retried.";
+    }
+    if (kind) {
+      this.note(card, note, kind);
+    } else {
+      this.note(card, "", "no-worker");
+      this.note(card, "", "timeout");
     }
     var preview = card.querySelector('[data-role="preview"]');
     if (s.preview_url && !s.is_final) {
@@ -372,14 +376,16 @@
       return;
     }
     if (s.error) {
-      var message = s.error.message + (s.error.detail ? " (" + s.error.detail + ")" : "");
-      this.note(card, message + " " + s.error.next_step, "error");
+      this.note(card, s.error.next_step || s.error.message, "error");
+      var detail = card.querySelector('[data-role="detail"]');
+      detail.textContent = s.error.detail ? "The image service said: " + s.error.detail : "";
+      detail.hidden = !s.error.detail;
       var label = STEP_BUTTONS[s.error.next_action];
       if (label) {
         steps.appendChild(el("button", { type: "button", className: "button gptimage-w-small", "data-gptimage-action": "step", "data-step": s.error.next_action }, label));
       }
     }
-    this.say(s.line, "error");
+    this.say("");
   };
 
   Widget.prototype.step = function (action) {
