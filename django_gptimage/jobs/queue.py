@@ -235,11 +235,19 @@ def run_job(generation_id: str) -> str:
     """The RQ job: run one attempt, schedule the next one if the runner asks for it."""
     from redis.exceptions import RedisError
 
+    from django_gptimage.jobs import liveness
     from django_gptimage.jobs.runner import run_generation
 
-    if not _wait_until_due(generation_id):
-        return "queued"  # its worker is stopping: handed on to a new job
+    try:
+        if not _wait_until_due(generation_id):
+            return "queued"  # its worker is stopping: handed on to a new job
+    except liveness.JobStopped:
+        _stopped_while_queued(generation_id)
+        raise  # RQ marks the job stopped (and never retries it)
     outcome = run_generation(generation_id)
+    deadline = liveness.current()
+    if deadline is not None and deadline.stop_requested and outcome.generation.status == "canceled":
+        raise liveness.JobStopped(f"job for {generation_id} was stopped (RQ stop-job command)")
     if outcome.retry_in is not None:
         # If Redis is gone the record stays queued with next_attempt_at; the reaper re-enqueues it.
         with contextlib.suppress(QueueUnavailable):
@@ -261,6 +269,7 @@ def _wait_until_due(generation_id: str) -> bool:
     from django.utils import timezone
     from rq import get_current_job
 
+    from django_gptimage.jobs import liveness
     from django_gptimage.models import ImageGeneration, Status
 
     job = get_current_job()
@@ -287,10 +296,25 @@ def _wait_until_due(generation_id: str) -> bool:
             with contextlib.suppress(QueueUnavailable):  # else the reaper's orphan scan does it
                 enqueue(generation_id, delay=wait, attempt=attempt)
             return False
+        liveness.check()  # a stop-job command ends the wait
         if not connection.in_atomic_block:
             close_old_connections()
             connection.close()  # hold no DB connection while waiting
         time.sleep(min(1.0, wait))
+
+
+def _stopped_while_queued(generation_id: str) -> None:
+    """RQ's stop-job reached a job that waited for its retry: the record ends as canceled."""
+    from django.utils import timezone
+
+    from django_gptimage.domain.errors import ErrorCode, error_info
+    from django_gptimage.models import ImageGeneration, Phase, Status
+
+    ImageGeneration.objects.filter(pk=generation_id, status=Status.QUEUED).update(
+        status=Status.CANCELED, phase=Phase.DONE, error_code=ErrorCode.CANCELED, next_attempt_at=None,
+        error_message=f"{error_info(ErrorCode.CANCELED).message} (stopped by RQ's stop-job command)",
+        finished_at=timezone.now(), updated_at=timezone.now(),
+    )  # fmt: skip
 
 
 def _worker_stopping(job: Any) -> bool:

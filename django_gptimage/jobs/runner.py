@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -27,7 +28,8 @@ from django_gptimage.conf import gptimage_settings
 from django_gptimage.domain.errors import ErrorCode, RetryRule, error_info
 from django_gptimage.domain.pricing import actual_cost
 from django_gptimage.domain.retry import RetryOptions, retry_delay
-from django_gptimage.jobs import ratelimit
+from django_gptimage.jobs import liveness, ratelimit
+from django_gptimage.jobs.liveness import JobStopped
 from django_gptimage.models import GeneratedImage, GenerationAttempt, ImageGeneration, Phase, Status
 from django_gptimage.providers import InputFile, ProviderError, ProviderRequest, ProviderResult, get_provider
 from django_gptimage.storage import ImageCheckError, check_image, result_name, save_file
@@ -64,29 +66,49 @@ def retry_options() -> RetryOptions:
 
 
 class _Heartbeat:
-    """One thread per process marks every in-flight record as alive, in a single UPDATE."""
+    """One thread per process marks the in-flight records as alive, in a single UPDATE.
+
+    Each record is beaten only until its own job's deadline plus ``LIVENESS_GRACE``: a job
+    stuck where no timeout reaches it (a hung storage write) stops looking alive, so the
+    reaper settles its record instead of it staying ``running`` forever.
+    """
 
     def __init__(self) -> None:
-        self._ids: set[Any] = set()
+        self._until: dict[Any, float] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def add(self, pk: Any) -> None:
+    def add(self, pk: Any, *, until: float | None = None) -> None:
+        """Beat ``pk`` until the monotonic time ``until`` (default: a whole JOB_TIMEOUT from now)."""
+        if until is None:
+            until = time.monotonic() + gptimage_settings.JOB_TIMEOUT + liveness.LIVENESS_GRACE
         with self._lock:
-            self._ids.add(pk)
+            self._until[pk] = until
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="gptimage-heartbeat", daemon=True)
                 self._thread.start()
 
     def discard(self, pk: Any) -> None:
         with self._lock:
-            self._ids.discard(pk)
+            self._until.pop(pk, None)
+
+    def alive_ids(self) -> list[Any]:
+        now = time.monotonic()
+        with self._lock:
+            stuck = [pk for pk, until in self._until.items() if until <= now]
+            for pk in stuck:
+                logger.error(
+                    "gptimage %s: its job is past its timeout and still running (stuck); "
+                    "no more heartbeats, the reaper will settle it",
+                    pk,
+                )
+                del self._until[pk]
+            return list(self._until)
 
     def _run(self) -> None:
         event = threading.Event()
         while not event.wait(HEARTBEAT_INTERVAL):
-            with self._lock:
-                ids = list(self._ids)
+            ids = self.alive_ids()
             if not ids:
                 continue
             try:
@@ -161,7 +183,8 @@ def run_generation(generation_id: Any, *, worker: str | None = None) -> RunOutco
             )
     if generation is None:
         return RunOutcome(ImageGeneration.objects.get(pk=generation_id))
-    heartbeat.add(generation.pk)
+    deadline = liveness.current()
+    heartbeat.add(generation.pk, until=deadline.at + liveness.LIVENESS_GRACE if deadline else None)
     try:
         if generation.metadata.get("spooled"):
             # The provider already delivered (and billed) these images: only store them.
@@ -277,6 +300,12 @@ def _call_provider(generation: ImageGeneration, attempt: GenerationAttempt) -> R
         shutil.rmtree(spool_dir, ignore_errors=True)
         detail = f"the job ran longer than JOB_TIMEOUT ({gptimage_settings.JOB_TIMEOUT} s)"
         return _failed(generation, attempt, ProviderError(ErrorCode.TIMEOUT, detail))
+    except JobStopped:
+        # RQ's stop-job command before the request went out: nothing sent, nothing billed.
+        shutil.rmtree(spool_dir, ignore_errors=True)
+        return _finish(
+            generation, attempt, Status.CANCELED, ErrorCode.CANCELED, "stopped by RQ's stop-job command"
+        )
     except ClaimLost:
         raise
     except Exception as exc:  # noqa: BLE001 - an unexpected bug must still end the record
@@ -299,6 +328,9 @@ class _Progress:
         self.generation = generation
 
     def __call__(self, phase: str, data: dict[str, Any]) -> None:
+        # A safe point: the job's timeout is raised here, never asynchronously; a stop-job only
+        # before the request goes out (afterwards the record is canceled, its images kept).
+        liveness.check(stoppable=phase == "sending")
         try:
             if phase in PROGRESS_PHASES and self.generation.phase != PROGRESS_PHASES[phase]:
                 _update(self.generation, phase=PROGRESS_PHASES[phase])
@@ -309,7 +341,7 @@ class _Progress:
                     data["path"], name.replace(".png", "." + _ext(checked.format)), checked.format
                 )
                 _update(self.generation, preview=stored)
-        except (JobTimeout, ClaimLost):
+        except (JobTimeout, JobStopped, ClaimLost):
             raise  # not a progress problem: the job's time is up, or the record is not ours
         except Exception:  # noqa: BLE001 - progress is best effort, the result is what matters
             logger.warning("gptimage progress update failed for %s", self.generation.pk, exc_info=True)
@@ -401,6 +433,7 @@ def _store(
         for item, image in checked:
             if GeneratedImage.objects.filter(generation=generation, index=item["index"]).exists():
                 continue  # stored by an earlier attempt that failed later on
+            liveness.check(stoppable=False)  # out of time: the bytes stay spooled for a store-only retry
             name = save_file(
                 item["path"], result_name(generation, index=item["index"], sha256=item["sha256"], fmt=image.format),
                 image.format,

@@ -9,8 +9,15 @@ What the threads need that RQ's ``SimpleWorker`` does not do off the main thread
 
 - no signal handlers (``signal.signal`` only works in the main thread): the pool's main thread
   handles SIGINT/SIGTERM and asks every worker for a warm stop; a second signal exits at once
-  and leaves the records in flight to the reaper;
-- job timeouts with ``TimerDeathPenalty`` (SIGALRM is per process and main-thread only);
+  and leaves the records in flight to the reaper. The handler only records the signal (it may
+  interrupt code holding a lock it would need); the supervising loop acts on it;
+- job timeouts without SIGALRM (per process, main thread only) and without RQ's
+  ``TimerDeathPenalty`` (an asynchronous exception that can land inside shared connection-pool
+  code): each job has a deadline checked at safe points (:mod:`.liveness`), and a job stuck past
+  it plus ``LIVENESS_GRACE`` makes the pool stop taking work and exit with ``EXIT_STUCK`` (3);
+- RQ's commands per worker thread: ``stop-job`` stops that job at its next safe point (status
+  stopped, never retried), ``shutdown`` is a warm stop of that thread only (the process exits
+  once every thread has stopped);
 - an idle worker blocks in BLMOVE for at most ``poll_interval`` seconds, so it notices a
   stop request (RQ's own loop only learns about it from a signal raised into the main thread);
 - job heartbeats while a job runs (``SimpleWorker`` sends none, so its started-registry entry
@@ -29,7 +36,6 @@ import math
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -50,9 +56,10 @@ from rq.logutils import setup_loghandlers
 from rq.queue import Queue
 from rq.scheduler import RQScheduler
 from rq.scheduler import run as run_scheduler
-from rq.timeouts import TimerDeathPenalty
 from rq.utils import now
 from rq.worker import BaseWorker, SimpleWorker, WorkerStatus
+
+from django_gptimage.jobs import liveness
 
 logger = logging.getLogger("django_gptimage.worker")
 
@@ -134,7 +141,7 @@ class ThreadScheduler(RQScheduler):
 class ThreadWorker(SimpleWorker):
     """An RQ ``SimpleWorker`` that runs in a thread next to others in the same process."""
 
-    death_penalty_class = TimerDeathPenalty
+    death_penalty_class = liveness.CooperativeDeathPenalty
     # A Redis outage must not leave a thread asleep for a minute after a stop request.
     max_connection_wait_time = 30.0
 
@@ -172,6 +179,40 @@ class ThreadWorker(SimpleWorker):
             super().teardown()
         except redis.exceptions.RedisError as exc:
             self.log.warning("Worker %s: could not register its stop (%s)", self.name, exc)
+
+    def kill_horse(self, sig: Any = None) -> None:
+        """RQ's ``stop-job`` (and ``kill-horse``): there is no horse process to kill. The
+        generation is canceled (a request already out is answered and its images kept, as a
+        cancel keeps them) and the job stops at its next safe point (see :mod:`.liveness`)."""
+        from django_gptimage import jobs
+        from django_gptimage.models import ImageGeneration, Status
+
+        job_id = self.get_current_job_id()
+        if not job_id or not liveness.stop(job_id):
+            return
+        self.log.info("Worker %s: job %s stops at its next safe point", self.name, job_id)
+        if pk := jobs.generation_id_of(job_id):
+            try:
+                ImageGeneration.objects.filter(pk=pk, status__in=(Status.QUEUED, Status.RUNNING)).update(
+                    cancel_requested=True
+                )
+            finally:
+                close_db_connections()  # this runs in the pool's command thread
+
+    def handle_payload(self, message: Any) -> None:
+        """RQ's worker commands; ``shutdown`` is a warm stop of this worker thread only (RQ's
+        own handler sends SIGINT to the process, which would stop every thread)."""
+        from rq.command import handle_command, parse_payload
+
+        payload = parse_payload(message)
+        if payload.get("command") == "shutdown":
+            self.log.info("Worker %s: shutdown command, warm stop of this worker", self.name)
+            self.request_stop()
+            return
+        if payload.get("command") == "kill-horse":  # RQ's handler needs a horse pid
+            self.kill_horse()
+            return
+        handle_command(self, payload)
 
     def procline(self, message: str) -> None:
         """No-op: the process title is shared by every thread."""
@@ -400,6 +441,8 @@ class ThreadWorkerPool:
         self._pubsub_thread: Any = None
         self._monitor_thread: threading.Thread | None = None
         self._signals = 0
+        self._pending_signal: int | None = None
+        self._stuck: list[liveness.Deadline] = []  # jobs past their timeout + grace
 
     # -- introspection ----------------------------------------------------------------------
 
@@ -424,10 +467,15 @@ class ThreadWorkerPool:
             signal.signal(signal.SIGTERM, self._on_signal)
         self.start()
         try:
-            while self._supervise():
+            while True:
+                self._handle_pending_signal()
+                if not self._supervise():
+                    break
                 time.sleep(0.2)  # signal handlers run in this thread, between sleeps
         finally:
             self.close()
+        if self._stuck:
+            return liveness.EXIT_STUCK
         return 1 if self.burst and any(self._crashed.values()) else 0
 
     def start(self) -> None:
@@ -455,8 +503,10 @@ class ThreadWorkerPool:
 
     def close(self) -> None:
         self.request_stop()
+        stuck = {d.thread for d in self._stuck}
         for thread in list(self._threads.values()):
-            thread.join(timeout=self.poll_interval + 5)
+            if thread.name not in stuck:  # a stuck thread dies with the process (a daemon)
+                thread.join(timeout=self.poll_interval + 5)
         self._closed.set()
         if self._pubsub_thread is not None:
             self._pubsub_thread.stop()
@@ -471,22 +521,29 @@ class ThreadWorkerPool:
         reset_providers()  # close the pooled HTTP connections
 
     def _on_signal(self, signum: int, frame: Any) -> None:
+        """Only record the signal: this runs between two bytecodes of the main thread, which
+        may hold ``self._lock``, a logging handler's lock or a connection pool's lock right now.
+        A second signal exits at once, writing its line with ``os.write`` (no lock at all)."""
         self._signals += 1
-        name = signal.Signals(signum).name
         if self._signals > 1:
-            logger.warning(
-                "gptimage worker %s: second %s, exiting now; %d generation(s) in flight are left to the reaper",
-                self.name,
-                name,
-                self.in_flight(),
+            busy = sum(1 for w in tuple(self._workers.values()) if w._monitored_job is not None)
+            line = (
+                f"gptimage worker {self.name}: second {signal.Signals(signum).name}, exiting now; "
+                f"{busy} generation(s) in flight are left to the reaper\n"
             )
-            sys.stdout.flush()
-            sys.stderr.flush()
+            with contextlib.suppress(OSError):
+                os.write(2, line.encode())
             os._exit(128 + signum)
+        self._pending_signal = signum
+
+    def _handle_pending_signal(self) -> None:
+        signum, self._pending_signal = self._pending_signal, None
+        if signum is None:
+            return
         logger.warning(
             "gptimage worker %s: %s, warm stop: waiting for %d job(s) in flight (send it again to exit at once)",
             self.name,
-            name,
+            signal.Signals(signum).name,
             self.in_flight(),
         )
         self.request_stop()
@@ -552,12 +609,16 @@ class ThreadWorkerPool:
     def _supervise(self) -> bool:
         """Restart crashed workers (not in burst mode, not while stopping); False when all done."""
         alive = False
+        stuck = {d.thread for d in self._stuck}
         for slot, thread in list(self._threads.items()):
             if thread.is_alive():
-                alive = True
+                alive = alive or thread.name not in stuck  # a stuck thread is not waited for
                 continue
             if self.burst or self.stop_event.is_set() or self.max_jobs is not None:
                 continue
+            worker = self._workers.get(slot)
+            if worker is not None and worker._stop_requested:
+                continue  # stopped on purpose (RQ's shutdown command to this worker)
             # A worker ends on its own only after an error (e.g. Redis gone): back off, retry.
             now_ = time.monotonic()
             due = self._next_restart.get(slot)
@@ -597,6 +658,7 @@ class ThreadWorkerPool:
                     len(unreachable),
                     unreachable[0],
                 )
+            self._watch_for_stuck_jobs()
             self._take_over_scheduler()
             self._ensure_reaper()
             self._enqueue_overdue()
@@ -612,6 +674,28 @@ class ThreadWorkerPool:
             pass  # Redis is away; next round
         except Exception:  # noqa: BLE001 - the reaper must not take the monitor down
             logger.warning("gptimage worker %s: could not schedule the reaper", self.name, exc_info=True)
+
+    def _watch_for_stuck_jobs(self) -> None:
+        """A job past its timeout + LIVENESS_GRACE never reached a safe point (a storage write
+        or a socket that hangs without a timeout): nothing can end that thread from here. Stop
+        taking work, let the other jobs finish, exit with EXIT_STUCK for the supervisor to
+        restart the process; the reaper settles the stuck records (their heartbeats stopped)."""
+        stuck = [d for d in liveness.overdue() if d not in self._stuck]
+        if not stuck:
+            return
+        self._stuck.extend(stuck)
+        for deadline in stuck:
+            logger.error(
+                "gptimage worker %s: job %s in thread %s is stuck %.0f s past its timeout of %.0f s; "
+                "taking no more work and exiting with status %d once the other jobs are done",
+                self.name,
+                deadline.job_id,
+                deadline.thread,
+                time.monotonic() - deadline.at,
+                deadline.timeout,
+                liveness.EXIT_STUCK,
+            )
+        self.request_stop()
 
     def _enqueue_overdue(self) -> None:
         """Scheduled retries that no scheduler moved (ours is off, or its process died)."""

@@ -19,6 +19,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 from django_gptimage.domain.errors import ErrorCode, error_info
 
+# progress(phase, data): "sending", "waiting", "receiving" (once each, in that order), "partial"
+# ({"path", "index"}) per streamed preview, and "tick" ({}) per chunk of a response body (no
+# state change: a point where the caller may check its own deadline).
 ProgressCallback = Callable[[str, dict[str, Any]], None]
 
 

@@ -215,7 +215,7 @@ class OpenAIProvider(Provider):
             if content_type.startswith("text/event-stream"):
                 result = self._read_stream(response, spool_dir, report, request_id)
             else:
-                result = self._read_json(response, spool_dir, request_id)
+                result = self._read_json(response, spool_dir, request_id, report)
             result.request_id = request_id
             result.rate_limit = result.extra["rate_limit"] = _rate_limit_headers(response)
             if len(result.files) < request.n:
@@ -248,11 +248,19 @@ class OpenAIProvider(Provider):
         finally:
             response.close()
 
-    def _read_json(self, response: httpx.Response, spool_dir: str, request_id: str | None) -> ProviderResult:
+    def _read_json(
+        self,
+        response: httpx.Response,
+        spool_dir: str,
+        request_id: str | None,
+        report: ProgressCallback | None = None,
+    ) -> ProviderResult:
         reader = JSONImageReader(lambda i: os.path.join(spool_dir, f"result-{i}.bin"))
         try:
             for chunk in response.iter_bytes(CHUNK_SIZE):
                 reader.feed(chunk)
+                if report is not None:
+                    report("tick", {})  # per chunk: a safe point for the job's deadline, no state change
             document = reader.close()
             if reader.ignored_bytes:
                 logger.warning(
@@ -316,6 +324,7 @@ class OpenAIProvider(Provider):
         try:
             for chunk in response.iter_bytes():  # as it arrives: a preview must not wait for a full chunk
                 reader.feed(chunk)
+                report("tick", {})  # per chunk: a safe point for the job's deadline, no state change
             reader.close()
         except StreamFormatError as exc:
             reader.abort()

@@ -3,6 +3,10 @@
 Image generations wait minutes on the network; a thread per job in flight costs a fraction of
 RQ's fork-per-job worker. SIGINT/SIGTERM: warm stop (jobs in flight finish, no new ones); a
 second signal exits at once and the reaper takes care of the generations that were running.
+
+Exit status: 0 after a warm stop; 1 with --burst when a thread crashed, or Redis unreachable
+at start; 2 bad options; 3 a job was stuck past its timeout + LIVENESS_GRACE (restart me);
+128 + signal after a second signal.
 """
 
 from __future__ import annotations
