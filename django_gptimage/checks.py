@@ -65,6 +65,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
     messages += _check_implicit_offline()
     messages += _check_spool_dir()
     messages += _check_rate_limits()
+    messages += _check_credits()
     if not policy_messages:
         messages += _check_pillow_formats()
         messages += _check_defaults()
@@ -424,6 +425,38 @@ def _check_types() -> list[CheckMessage]:
             )
         )
     return messages
+
+
+# E014 -----------------------------------------------------------------------------------------
+
+
+def _check_credits() -> list[CheckMessage]:
+    """CREDITS_PER_USD is a positive number; SPEND_CAPS has the documented shape."""
+    from django_gptimage.domain.credits import cap_problems
+
+    raw = gptimage_settings.raw
+    messages: list[CheckMessage] = []
+    per_usd = raw.get("CREDITS_PER_USD", 100.0)
+    if _number(per_usd) and not per_usd > 0:
+        messages.append(
+            Error(
+                f"GPTIMAGE['CREDITS_PER_USD'] must be more than 0, not {per_usd!r}.",
+                hint="It is how many credits one US dollar is, e.g. 100 (a credit is a cent) or 1.",
+                id="django_gptimage.E014",
+            )
+        )
+    caps = raw.get("SPEND_CAPS", {})
+    if isinstance(caps, dict):  # not a dict at all is E010
+        messages += [
+            Error(problem, hint='e.g. {"user": {"daily": 2, "monthly": 20}, "site": {"monthly": "500.00"}}',
+                  id="django_gptimage.E014")
+            for problem in cap_problems(caps)
+        ]  # fmt: skip
+    return messages
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 # E011 -----------------------------------------------------------------------------------------

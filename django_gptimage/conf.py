@@ -569,6 +569,53 @@ class Settings:
         example='"UPGRADE_HINT": "see Settings > Billing, or write to billing@example.com"',
     )
 
+    CREDITS = Flag(
+        False,
+        "Whether generations are paid for with credits from the ledger (see [access.md](access.md#credits)).",
+        section=ACCESS,
+        default_doc=" (off: no credits are reserved or charged, as before)",
+        doc="When on, a request for a signed-in user reserves its estimate in credits before it is queued "
+        "(not enough credits: `insufficient_credits`, nothing recorded or sent), captures the actual cost "
+        "when it succeeds and gives the difference back, and is refunded once when it fails, by its error "
+        "code's refund rule. Requests made for no user at all (your own code, a save hook, "
+        "`gptimage_generate` without `--user`) are not charged. Grant credits with `manage.py "
+        "gptimage_credits grant USER AMOUNT`.",
+        example='"CREDITS": True',
+    )
+    CREDITS_PER_USD = Number(
+        100.0,
+        "How many credits one US dollar of the image service's price is: the unit of every credit amount.",
+        section=ACCESS,
+        default_doc=" (one credit is one US cent)",
+        doc="Prices (`PRICES`) are in US dollars; a generation estimated at 0.0530 USD reserves 5.30 credits "
+        "with the default. `gptimage_credits grant`, `balance` and the ledger all use this unit. Changing "
+        "it later does not convert balances already granted. Check `E014` reports a value that is not "
+        "positive.",
+        example='"CREDITS_PER_USD": 1.0  # credits are dollars',
+    )
+    CHARGE_MAYBE_BILLED = Flag(
+        False,
+        "Whether failures the image service may have billed without delivering images are charged.",
+        section=ACCESS,
+        default_doc=" (refunded: the site bears the risk, not the editor)",
+        doc="These are the codes whose refund rule is `if_configured` (`timeout`, `bad_response`, "
+        "`abandoned`; see [access.md](access.md#what-each-outcome-costs)). When `True` they are charged: "
+        "the actual cost when the response's usage came back, else the reservation (the estimate).",
+        example='"CHARGE_MAYBE_BILLED": True',
+    )
+    SPEND_CAPS = Mapping(
+        {},
+        "Most money (USD) spent per day and per calendar month, per user and for the whole site.",
+        section=ACCESS,
+        default_doc=" (no caps)",
+        doc='Keys `"user"` and `"site"`, each a dict with `"daily"` and/or `"monthly"` amounts in US '
+        "dollars (numbers or decimal strings; `None` for no cap). Spend is the actual cost of finished "
+        "generations plus the estimate of those still queued or running, by the site's time zone. A "
+        "request that would pass a cap is refused before anything is sent with `spend_cap_reached`. "
+        "Works with or without `CREDITS`. Check `E014` reports a malformed value.",
+        example='"SPEND_CAPS": {"user": {"daily": 2, "monthly": 20}, "site": {"monthly": "500.00"}}',
+    )
+
     # -- Background jobs ---------------------------------------------------------------------
 
     QUEUE = Text(

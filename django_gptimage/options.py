@@ -31,7 +31,9 @@ from django_gptimage.domain.validation import Problem
 CURRENCY = "USD"  # the published prices (and GPTIMAGE["PRICES"]) are in US dollars
 CHARS_PER_TEXT_TOKEN = 4  # pricing.estimate_cost's approximation, repeated for the browser
 
-__all__ = ["CURRENCY", "Estimate", "available_models", "estimate", "format_cost", "option_matrix"]
+__all__ = [
+    "CURRENCY", "Estimate", "available_models", "credit_quote", "estimate", "format_cost", "option_matrix",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -208,3 +210,16 @@ def estimate(
         overrides=s.PRICES,
     )
     return Estimate(amount, CURRENCY, choice.width, choice.height)
+
+
+def credit_quote(*, user: Any, **params: Any) -> Any:
+    """What a request would reserve in credits, the user's balance, and whether it is enough.
+
+    ``params`` are those of :func:`estimate` (model, mode, ratio, tier, quality, n, prompt,
+    input_image_pixels). Returns an ``access.credits.CreditQuote`` (``.as_dict()`` for JSON);
+    ``enabled`` is False when credits are off or the request is for no user. Raises
+    ``GenerationRefused`` like ``estimate`` when there is nothing to estimate.
+    """
+    from django_gptimage.access import credits
+
+    return credits.quote(estimate(**params).amount, user)

@@ -26,7 +26,7 @@ from django.db.models import Model
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from django_gptimage.access import admission
+from django_gptimage.access import admission, credits
 from django_gptimage.access.resolver import Access, as_access
 from django_gptimage.access.rules import access_problems
 from django_gptimage.conf import gptimage_settings
@@ -34,7 +34,6 @@ from django_gptimage.domain.arguments import argument_problems, request_argument
 from django_gptimage.domain.errors import ErrorCode, RetryRule, error_info
 from django_gptimage.domain.fingerprint import fingerprint
 from django_gptimage.domain.presets import Preset, PresetOutput
-from django_gptimage.domain.pricing import estimate_cost
 from django_gptimage.domain.validation import GenerationRequest, Problem, ValidatedRequest, validate
 from django_gptimage.hooks import HookSpec, autogenerate, hook_events_for
 from django_gptimage.inputs import InspectedUpload, as_upload_list, spool_upload, upload_argument_problems
@@ -100,6 +99,8 @@ __all__ = [
     "check_generation",
     "check_permission",
     "check_request",
+    "credit_quote",
+    "credit_balance",
     "estimate",
     "estimate_for",
     "field_prompt",
@@ -178,6 +179,11 @@ def access_for(user: Any) -> Access | None:
         return None
     resolver = import_string(path) if isinstance(path, str) else path
     return as_access(resolver(user))
+
+
+def credit_balance(user: Any) -> credits.Balance:
+    """``user``'s credits: ``available`` (can be reserved) and ``reserved`` (held by generations in flight)."""
+    return credits.balance(user)
 
 
 def allowed_tiers_for(user: Any) -> tuple[str, ...] | None:
@@ -449,6 +455,8 @@ def _record(
         fingerprint=prepared.fingerprint, preset=preset, preset_output=preset_output,
         parent_image=prepared.parent_image,
     )  # fmt: skip
+    # Caps again and the credit reservation, under the user's row lock: no reservation, no job.
+    admission.check_recorded(generation, user)
     for index, upload in enumerate(prepared.inputs):
         _save_input(generation, upload, GenerationInput.ROLE_IMAGE, index)
     if prepared.mask is not None:
@@ -708,17 +716,7 @@ def _has_field(model: type[Model], name: str) -> bool:
 
 def estimate_for(validated: ValidatedRequest) -> Any:
     """The estimated cost (USD, a Decimal) of a validated request, as recorded on the generation."""
-    r = validated.request
-    return estimate_cost(
-        model=r.model,
-        quality=r.quality,
-        width=validated.width,
-        height=validated.height,
-        n=r.n,
-        prompt_chars=len(r.prompt),
-        input_image_pixels=tuple(i.width * i.height for i in r.images),
-        overrides=gptimage_settings.PRICES,
-    )
+    return admission.estimate_for(validated)  # the same figure the caps check and credits reserve
 
 
 def _create_record(
@@ -869,6 +867,8 @@ def cancel_generation(generation: ImageGeneration) -> ImageGeneration:
         error_message=error_info(ErrorCode.CANCELED).message, finished_at=now, next_attempt_at=None,
     )  # fmt: skip
     generation.refresh_from_db()
+    if generation.status == Status.CANCELED:
+        credits.settle(generation)  # never sent: the reservation comes back (once)
     if generation.status == Status.CANCELED and gptimage_settings.RUN_MODE == "queue":
         from django_gptimage import jobs
 
@@ -896,16 +896,32 @@ def retry_generation(
     if rule is RetryRule.NEVER:
         raise GenerationNotRetryable(error_info(generation.error_code).message)
     _ensure_queue_reachable(run_mode)
-    # The last attempt's error stays on its GenerationAttempt row; the record starts afresh.
-    updated = ImageGeneration.objects.filter(pk=generation.pk, status=Status.FAILED).update(
-        status=Status.QUEUED, phase=Phase.QUEUED, finished_at=None, next_attempt_at=None, cancel_requested=False,
-        error_code="", error_message="", updated_at=timezone.now(),
-    )  # fmt: skip
-    if updated:
-        with transaction.atomic():
+    with transaction.atomic():
+        # The last attempt's error stays on its GenerationAttempt row; the record starts afresh.
+        updated = ImageGeneration.objects.filter(pk=generation.pk, status=Status.FAILED).update(
+            status=Status.QUEUED, phase=Phase.QUEUED, finished_at=None, next_attempt_at=None,
+            cancel_requested=False, error_code="", error_message="", updated_at=timezone.now(),
+        )  # fmt: skip
+        if updated:
+            if not generation.metadata.get("spooled"):  # a store-only retry was paid for already
+                _reserve_again(generation)
             dispatch(generation, run_mode=run_mode)
     generation.refresh_from_db()
     return generation
+
+
+def _reserve_again(generation: ImageGeneration) -> None:
+    """A retry by hand that calls the provider again reserves again (its first one was settled)."""
+    owner = generation.requested_by
+    if owner is None:
+        return
+    try:
+        credits.reserve(generation, owner, note=f"retry: estimate {generation.estimated_cost} USD")
+    except credits.InsufficientCredits as exc:
+        raise GenerationRefused(
+            [Problem("credits", str(exc), ErrorCode.INSUFFICIENT_CREDITS.value)],
+            ErrorCode.INSUFFICIENT_CREDITS,
+        ) from None
 
 
 def apply_candidate(
@@ -1009,5 +1025,5 @@ from django_gptimage.batch import (  # noqa: E402
     plan_batch,
     run_batch,
 )
-from django_gptimage.options import estimate, option_matrix  # noqa: E402
+from django_gptimage.options import credit_quote, estimate, option_matrix  # noqa: E402
 from django_gptimage.status import generation_status  # noqa: E402

@@ -5,6 +5,7 @@ refusal before anything is recorded; the reservation repeats the checks under ro
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import Sum
@@ -12,6 +13,7 @@ from django.utils import timezone
 
 from django_gptimage.conf import gptimage_settings
 from django_gptimage.domain.errors import ErrorCode
+from django_gptimage.domain.pricing import estimate_cost
 from django_gptimage.domain.validation import Problem, ValidatedRequest
 
 from .resolver import Access
@@ -69,8 +71,53 @@ def quota_problems(n: int, user: Any, access: Access | None, *, exclude: Any = N
     ]
 
 
+def estimate_for(validated: ValidatedRequest) -> Decimal:
+    """The USD estimate recorded on the generation (and reserved, in credits)."""
+    r = validated.request
+    return estimate_cost(
+        model=r.model,
+        quality=r.quality,
+        width=validated.width,
+        height=validated.height,
+        n=r.n,
+        prompt_chars=len(r.prompt),
+        input_image_pixels=tuple(i.width * i.height for i in r.images),
+        overrides=gptimage_settings.PRICES,
+    )
+
+
 def check(validated: ValidatedRequest, *, user: Any, access: Access | None) -> None:
-    """Raise GenerationRefused when the plan's quota cannot take this request."""
+    """Raise GenerationRefused when the plan's quota, a spend cap or the credits cannot take it."""
+    from . import caps, credits
+
     problems = quota_problems(validated.request.n, user, access)
     if problems:
         refuse(problems, ErrorCode.ACCESS_DENIED)
+    cost = estimate_for(validated)
+    problems = caps.cap_problems(cost, user)
+    if problems:
+        refuse(problems, ErrorCode.SPEND_CAP_REACHED)
+    problems = credits.credit_problems(cost, user)
+    if problems:
+        refuse(problems, ErrorCode.INSUFFICIENT_CREDITS)
+
+
+def check_recorded(generation: Any, user: Any) -> None:
+    """Inside the recording transaction: the caps again (this record excluded), then the reservation.
+
+    Raises GenerationRefused, which rolls the transaction back: no record, no job, nothing sent.
+    """
+    from . import caps, credits
+
+    cost = generation.estimated_cost or Decimal(0)
+    if credits.charged_user(user):
+        try:
+            credits.reserve(generation, user)  # takes the user's row lock: their requests queue up here
+        except credits.InsufficientCredits as exc:
+            refuse(
+                [Problem("credits", str(exc), ErrorCode.INSUFFICIENT_CREDITS.value)],
+                ErrorCode.INSUFFICIENT_CREDITS,
+            )
+    problems = caps.cap_problems(cost, user, exclude=generation.pk)
+    if problems:
+        refuse(problems, ErrorCode.SPEND_CAP_REACHED)

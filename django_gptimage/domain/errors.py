@@ -31,6 +31,7 @@ class ErrorCode(StrEnum):
     INVALID_PARAMETERS = "invalid_parameters"
     ACCESS_DENIED = "access_denied"
     INSUFFICIENT_CREDITS = "insufficient_credits"
+    SPEND_CAP_REACHED = "spend_cap_reached"
     AUTH_FAILED = "auth_failed"
     MODERATION_BLOCKED = "moderation_blocked"
     RATE_LIMITED = "rate_limited"
@@ -90,6 +91,13 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
         ErrorInfo(
             ErrorCode.INSUFFICIENT_CREDITS,
             "There are not enough credits left for this generation. Nothing was sent or billed.",
+            RetryRule.NEVER,
+            refund=RefundRule.NOT_RESERVED,
+        ),
+        ErrorInfo(
+            ErrorCode.SPEND_CAP_REACHED,
+            "This generation would go over the daily or monthly spending limit set for this site. "
+            "Nothing was sent or billed.",
             RetryRule.NEVER,
             refund=RefundRule.NOT_RESERVED,
         ),

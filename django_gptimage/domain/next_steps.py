@@ -39,6 +39,10 @@ _STEPS: dict[ErrorCode, NextStep] = {
     ErrorCode.INSUFFICIENT_CREDITS: NextStep(
         NextAction.ASK_ADMIN, "Ask an administrator for more credits, or choose a smaller or cheaper image."
     ),
+    ErrorCode.SPEND_CAP_REACHED: NextStep(
+        NextAction.ASK_ADMIN,
+        "Wait until the limit renews, choose a smaller or cheaper image, or ask an administrator.",
+    ),
     ErrorCode.AUTH_FAILED: NextStep(
         NextAction.ASK_ADMIN, "Ask an administrator to check the site's OpenAI API key and organization."
     ),

@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from django_gptimage.access import credits
 from django_gptimage.conf import gptimage_settings
 from django_gptimage.domain.errors import ErrorCode, error_info
 from django_gptimage.domain.retry import retry_delay
@@ -42,9 +43,10 @@ class ReapReport:
     requeued: list[str] = field(default_factory=list)
     reenqueued: list[str] = field(default_factory=list)
     overdue: list[str] = field(default_factory=list)  # scheduled retries no scheduler moved
+    settled: list[str] = field(default_factory=list)  # finished generations whose credits were still held
 
     def __bool__(self) -> bool:
-        return bool(self.abandoned or self.requeued or self.reenqueued or self.overdue)
+        return bool(self.abandoned or self.requeued or self.reenqueued or self.overdue or self.settled)
 
 
 def reap(*, stale_after: float | None = None, dry_run: bool = False) -> ReapReport:
@@ -58,6 +60,10 @@ def reap(*, stale_after: float | None = None, dry_run: bool = False) -> ReapRepo
         _abandon(generation, report, dry_run=dry_run)
     if gptimage_settings.RUN_MODE == "queue":
         _reenqueue_orphans(now, report, dry_run=dry_run)
+    if not dry_run:
+        # Reservations of generations that ended without settling (a worker killed at the wrong
+        # moment, a record deleted in flight): captured or refunded now, by the same rules.
+        report.settled = credits.settle_finished()
     if report:
         logger.warning("gptimage reaper: %s", report)
     return report
@@ -107,6 +113,9 @@ def _abandon(generation: ImageGeneration, report: ReapReport, *, dry_run: bool) 
             finished_at=now, outcome=ErrorCode.ABANDONED, error_message=info.message, maybe_billed=True,
             will_retry=delay is not None,
         )  # fmt: skip
+        if delay is None:  # finished: its reservation is settled with it (a requeued one keeps it)
+            generation.refresh_from_db()
+            credits.settle(generation)
     if delay is None:
         report.abandoned.append(str(generation.pk))
         return

@@ -24,6 +24,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from rq.timeouts import BaseTimeoutException as JobTimeout  # raised into a job past JOB_TIMEOUT
 
+from django_gptimage.access import credits
 from django_gptimage.conf import gptimage_settings
 from django_gptimage.domain.errors import ErrorCode, RetryRule, error_info
 from django_gptimage.domain.pricing import actual_cost
@@ -149,10 +150,12 @@ def _update(generation: ImageGeneration, **fields: Any) -> None:
 def claim(generation_id: Any, worker: str) -> ImageGeneration | None:
     """Atomically move a due, queued record to running; None if someone else has it (or it is done)."""
     now = timezone.now()
-    ImageGeneration.objects.filter(pk=generation_id, status=Status.QUEUED, cancel_requested=True).update(
+    canceled = ImageGeneration.objects.filter(pk=generation_id, status=Status.QUEUED, cancel_requested=True).update(
         status=Status.CANCELED, phase=Phase.DONE, error_code=ErrorCode.CANCELED, finished_at=now,
         error_message=error_info(ErrorCode.CANCELED).message,
     )  # fmt: skip
+    if canceled:
+        credits.settle(ImageGeneration.objects.get(pk=generation_id))
     claimed = (
         ImageGeneration.objects.filter(pk=generation_id, status=Status.QUEUED, cancel_requested=False)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + SCHEDULE_SKEW))
@@ -550,4 +553,5 @@ def _finish(
             provider_request_id=generation.provider_request_id,
         )
         _end_attempt(attempt, str(code or Status.SUCCEEDED), message, at=now)
+        credits.settle(generation)  # capture or refund its reservation, once, with the outcome
     return RunOutcome(generation)
