@@ -129,6 +129,14 @@ class GenerateImageWidget(forms.ClearableFileInput):
             self.user = user
         return self
 
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> Any:
+        value = super().value_from_datadict(data, files, name)
+        if value in (None, False) and data.get(name + PICK_SUFFIX):
+            # Not None, so the form (an inline row with nothing else typed in) counts as changed
+            # and is saved; falsy, so the field keeps its value until the pick is applied.
+            return ""
+        return value
+
     # -- rendering ---------------------------------------------------------------------------
 
     def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:

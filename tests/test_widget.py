@@ -475,3 +475,71 @@ def test_a_pick_needs_the_apply_permission(django_user_model: Any) -> None:
     assert not form.is_valid()
     assert "Can apply generated images" in form.errors["cover"][0]
     assert generation.status == Status.SUCCEEDED
+
+
+# -- refine: edit a candidate ------------------------------------------------------------------
+
+
+def test_edit_this_image_sends_the_candidate_back_as_the_input(editor: Any, client_for: Any) -> None:
+    article = Article.objects.create(title="Harbour festival")
+    client = client_for(editor)
+    token = token_of(change_page(client, article))
+    first = generate(client, token).json()["generations"][0]
+    parent = GeneratedImage.objects.get(generation_id=first["id"])
+    response = generate(
+        client, token, mode="image-to-image", parent_image=str(parent.pk), prompt="Make it night"
+    )
+    assert response.status_code == 202, response.content
+    edited = ImageGeneration.objects.get(pk=response.json()["generations"][0]["id"])
+    assert (edited.mode, edited.parent_image, edited.prompt) == ("image-to-image", parent, "Make it night")
+    (source,) = edited.inputs.all()
+    assert source.sha256 == parent.sha256  # the candidate's own bytes
+    assert ImageGeneration.objects.count() == 2  # the earlier candidate stays
+    other = Article.objects.create(title="Other")
+    (theirs,) = generate_for(other, "cover", template="Other cover", user=editor, tier="1K")
+    response = generate(client, token, mode="image-to-image", parent_image=str(theirs.images.get().pk))
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "parent_image": ["That image is not one of this field's candidates."]
+    }
+
+
+# -- inlines: several independent widgets on one page -------------------------------------------
+
+
+def test_every_inline_row_has_its_own_widget_and_pick(editor: Any, client_for: Any) -> None:
+    from tests.testapp.models import Gallery, Slide
+
+    for codename in ("add_gallery", "change_gallery", "add_slide", "change_slide", "view_slide"):
+        editor.user_permissions.add(Permission.objects.get(codename=codename))
+    client = client_for(editor)
+    html = add_page_of(client, "admin:testapp_gallery_add")
+    tokens = re.findall(
+        r'data-gptimage-token="([^"]+)" data-gptimage-field="image" data-gptimage-name="(slides-\d-image)"',
+        html,
+    )
+    assert [name for _, name in tokens] == ["slides-0-image", "slides-1-image"]
+    assert 'name="slides-1-image-gptimage-prompt"' in html and 'name="slides-1-image__gptimage_pick"' in html
+    made = generate(client, tokens[1][0], prompt="A quiet harbour").json()["generations"][0]
+    generation = ImageGeneration.objects.get(pk=made["id"])
+    assert (generation.target_content_type.model, generation.target_field) == ("slide", "image")
+    image = generation.images.get()
+    response = client.post(
+        reverse("admin:testapp_gallery_add"),
+        {"title": "Harbour", "slides-TOTAL_FORMS": "2", "slides-INITIAL_FORMS": "0", "slides-MIN_NUM_FORMS": "0",
+         "slides-MAX_NUM_FORMS": "1000", "slides-0-caption": "", "slides-1-caption": "",
+         "slides-1-image__gptimage_pick": str(image.pk), "slides-1-image__gptimage_made": made["id"]},
+    )  # fmt: skip
+    assert response.status_code == 302, response.content.decode()[:3000]
+    (slide,) = Slide.objects.all()  # the untouched row is not saved; the one with a pick is
+    assert slide.gallery == Gallery.objects.get() and slide.image.name.endswith(
+        f"image-{image.sha256[:12]}.png"
+    )
+    generation.refresh_from_db()
+    assert generation.target_object_id == str(slide.pk)
+
+
+def add_page_of(client: Client, name: str) -> str:
+    response = client.get(reverse(name))
+    assert response.status_code == 200
+    return response.content.decode()

@@ -327,3 +327,97 @@ def test_the_panel_in_dark_mode(editor: Any, shot: Any) -> None:
     )
     assert background != "rgb(255, 255, 255)"
     shot(editor, "dark-mode")
+
+
+# -- refine, preview in context, history, inlines -------------------------------------------------
+
+
+def test_preview_edit_this_image_and_the_history(editor: Any, thread_worker: Any, shot: Any) -> None:
+    article = Article.objects.create(title="Harbour festival")
+    editor.visit(f"/admin/testapp/article/{article.pk}/change/")
+    thread_worker(concurrency=1)
+    panel, card = generate_with(editor)
+    first = panel.locator(".gptimage-w-candidate").first
+    first.wait_for(timeout=60_000)
+    first.locator('[data-gptimage-action="preview"]').click()
+    frames = first.locator(".gptimage-w-frame")
+    assert frames.count() == 3
+    assert [frames.nth(i).locator("figcaption").inner_text() for i in range(3)] == [
+        "card (4:3)", "hero (21:9)", "social (1.91:1)",
+    ]  # fmt: skip
+    box = frames.nth(1).locator(".gptimage-w-frame-box").bounding_box()
+    assert abs(box["width"] / box["height"] - 21 / 9) < 0.05
+    assert (
+        first.locator(".gptimage-w-alt")
+        .inner_text()
+        .startswith("Alt text: Editorial cover image for Harbour")
+    )
+    shot(editor, "preview-in-place")
+    first.locator('[data-gptimage-action="edit"]').click()
+    assert editor.input_value("#id_cover-gptimage-mode") == "image-to-image"
+    assert editor.evaluate("document.activeElement.name") == "cover-gptimage-prompt"
+    editor.keyboard.type("Same harbour, at night, lanterns lit")
+    shot(editor, "editing-a-candidate")
+    panel.locator('[data-gptimage-action="generate"]').click()
+    editor.wait_for_function(
+        "document.querySelectorAll('#gptimage-cover .gptimage-w-candidate').length === 2", timeout=60_000
+    )
+    parent = GeneratedImage.objects.get(generation__mode="text-to-image")
+    edited = ImageGeneration.objects.get(mode="image-to-image")
+    assert edited.parent_image == parent and edited.prompt == "Same harbour, at night, lanterns lit"
+    assert panel.locator(".gptimage-w-card").count() == 2  # the earlier candidate is kept beside the new one
+    shot(editor, "edited-beside-the-first")
+    # The history, one click away: both generations, and an earlier one picked again costs nothing.
+    panel.locator('[data-gptimage-action="history"]').click()
+    history = panel.locator("[data-gptimage-history] .gptimage-w-history-item")
+    history.nth(1).wait_for()
+    assert history.count() == 2
+    assert "Same harbour, at night" in history.nth(0).inner_text()
+    shot(editor, "history")
+    history.nth(1).locator(".gptimage-w-thumb").click()
+    with editor.expect_navigation():
+        editor.click('input[name="_continue"]')
+    article.refresh_from_db()
+    assert article.cover.name.endswith(f"cover-{parent.sha256[:12]}.png")
+    assert ImageGeneration.objects.count() == 2  # applied again without paying twice
+    assert editor.console_errors == []
+
+
+def test_inline_rows_have_independent_widgets(editor: Any, thread_worker: Any, shot: Any) -> None:
+    from tests.testapp.models import Slide
+
+    editor.visit("/admin/testapp/gallery/add/")
+    editor.fill("#id_title", "Harbour")
+    editor.fill("#id_slides-0-caption", "the pier at dawn")
+    editor.fill("#id_slides-1-caption", "the market at night")
+    editor.click("#gptimage-slides-1-image summary")
+    second = editor.locator("#gptimage-slides-1-image")
+    editor.wait_for_function(
+        "document.querySelector('#gptimage-slides-1-image textarea').value === 'A slide for the market at night'"
+    )
+    editor.click('#gptimage-slides-1-image label[data-gptimage-value="16:9"]')
+    assert (
+        editor.locator('input[name="slides-0-image-gptimage-ratio"]:checked').get_attribute("value") == "1:1"
+    )
+    thread_worker(concurrency=1)
+    second.locator('[data-gptimage-action="generate"]').click()
+    second.locator(".gptimage-w-thumb").first.wait_for(timeout=60_000)
+    assert editor.locator("#gptimage-slides-0-image .gptimage-w-card").count() == 0
+    # A row added with "Add another" gets a working widget of its own.
+    editor.click(".add-row a")
+    third = editor.locator("#gptimage-slides-2-image")
+    third.locator("summary").click()
+    assert third.locator('[data-gptimage-out="size"]').inner_text() != "-"
+    second.locator(".gptimage-w-thumb").first.click()
+    shot(editor, "inline-picked")
+    with editor.expect_navigation():
+        editor.click('input[name="_save"]')
+    slides = {s.caption: s for s in Slide.objects.all()}
+    assert set(slides) == {"the pier at dawn", "the market at night"}
+    assert not slides["the pier at dawn"].image
+    assert slides["the market at night"].image.name.startswith("slides/image-")
+    assert (slides["the market at night"].image.width, slides["the market at night"].image.height) == (
+        1088,
+        608,
+    )
+    assert editor.console_errors == []

@@ -26,3 +26,21 @@ class Product(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Gallery(models.Model):
+    """A page of slides: several image fields on one admin page (an inline), each its own widget."""
+
+    title = models.CharField(max_length=200)
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Slide(models.Model):
+    gallery = models.ForeignKey(Gallery, on_delete=models.CASCADE, related_name="slides")
+    caption = models.CharField(max_length=200, blank=True)
+    image = models.ImageField(upload_to="slides/", blank=True)
+
+    def __str__(self) -> str:
+        return self.caption or f"Slide {self.pk}"

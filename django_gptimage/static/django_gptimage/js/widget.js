@@ -86,6 +86,9 @@
       else if (action === "history") self.toggleHistory(button);
       else if (action === "pick") self.pick(button.getAttribute("data-image"), button);
       else if (action === "step") self.step(button.getAttribute("data-step"));
+      else if (action === "edit") self.edit(button.gptimageImage);
+      else if (action === "stop-editing") self.edit(null);
+      else if (action === "preview") self.preview(button);
     });
     var prompt = this.input("prompt");
     if (prompt) {
@@ -151,6 +154,10 @@
       }
     });
     data.append("token", this.data.gptimageToken);
+    if (this.parentImage) {
+      data.append("parent_image", String(this.parentImage.id));
+      return data;
+    }
     var mode = data.get("mode");
     var useCurrent = this.root.querySelector("[data-gptimage-use-current]");
     if (mode === "image-to-image" && useCurrent && useCurrent.checked && !data.getAll("images").length) {
@@ -226,6 +233,7 @@
         var body = answer.body || {};
         if (answer.status === 202) {
           self.say("");
+          self.edit(null);
           (body.generations || []).forEach(function (g) { self.follow(g, body); });
           return;
         }
@@ -349,6 +357,7 @@
     var self = this;
     (s.images || []).forEach(function (image) {
       if (holder.querySelector('[data-image="' + image.id + '"]')) return;
+      var item = el("div", { className: "gptimage-w-candidate" });
       var label = "Use candidate " + (image.index + 1) + " (" + image.width + " × " + image.height + ")";
       var button = el("button", {
         type: "button",
@@ -363,8 +372,64 @@
       button.appendChild(img);
       button.appendChild(el("span", { className: "gptimage-w-thumb-label" }, image.width + " × " + image.height));
       button.gptimageImage = image;
-      holder.appendChild(button);
+      item.appendChild(button);
+      if (image.alt_text) item.appendChild(el("p", { className: "gptimage-w-quiet gptimage-w-alt" }, "Alt text: " + image.alt_text));
+      var tools = el("div", { className: "gptimage-w-tools" });
+      var edit = el("button", { type: "button", className: "button gptimage-w-small", "data-gptimage-action": "edit", "data-image": String(image.id) }, "Edit this image");
+      edit.gptimageImage = image;
+      tools.appendChild(edit);
+      if (self.renditions.length) {
+        tools.appendChild(el("button", { type: "button", className: "button gptimage-w-small", "data-gptimage-action": "preview", "data-image": String(image.id), "aria-expanded": "false" }, "Preview in place"));
+      }
+      item.appendChild(tools);
+      if (self.renditions.length) {
+        var frames = el("div", { className: "gptimage-w-frames", "data-role": "frames", hidden: "" });
+        self.renditions.forEach(function (r) {
+          var parts = String(r.ratio).split(":");
+          var figure = el("figure", { className: "gptimage-w-frame" });
+          var box = el("div", { className: "gptimage-w-frame-box" });
+          box.style.aspectRatio = (parseFloat(parts[0]) || 1) + " / " + (parseFloat(parts[1]) || 1);
+          box.appendChild(el("img", { src: image.url, alt: "" }));
+          figure.appendChild(box);
+          figure.appendChild(el("figcaption", {}, r.label + " (" + r.ratio + ")"));
+          frames.appendChild(figure);
+        });
+        item.appendChild(frames);
+      }
+      holder.appendChild(item);
     });
+  };
+
+  Widget.prototype.preview = function (button) {
+    var frames = button.closest(".gptimage-w-candidate").querySelector('[data-role="frames"]');
+    var open = button.getAttribute("aria-expanded") === "true";
+    button.setAttribute("aria-expanded", String(!open));
+    frames.hidden = open;
+  };
+
+  /* "Edit this image": the candidate becomes the input of the next generation. */
+  Widget.prototype.edit = function (image) {
+    this.parentImage = image || null;
+    var banner = this.root.querySelector("[data-gptimage-editing]");
+    if (!image) {
+      banner.hidden = true;
+      return;
+    }
+    var mode = this.input("mode");
+    if (mode) {
+      mode.value = "image-to-image";
+      mode.dispatchEvent(new Event("change", { bubbles: true }));
+    }
+    banner.querySelector("[data-role=text]").textContent =
+      "Editing a candidate (" + image.width + " × " + image.height + "): say what to change, then Generate. The earlier candidates stay.";
+    var thumb = banner.querySelector("img");
+    thumb.src = image.url;
+    banner.hidden = false;
+    var prompt = this.input("prompt");
+    if (prompt) {
+      prompt.focus();
+      prompt.select();
+    }
   };
 
   Widget.prototype.final = function (card, s) {
