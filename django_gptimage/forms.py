@@ -9,7 +9,7 @@ turns every problem into an error on its field: nothing is recorded or sent for 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -117,7 +117,7 @@ class GenerationForm(forms.Form):
         self.user = user
         s = gptimage_settings
         models = available_models()
-        self.fields["model"].choices = [(m, m) for m in models]
+        cast(forms.ChoiceField, self.fields["model"]).choices = [(m, m) for m in models]
         for name, default in (
             ("model", models[0] if models else s.MODEL),
             ("ratio", s.DEFAULT_RATIO),
@@ -127,7 +127,9 @@ class GenerationForm(forms.Form):
             ("background", s.DEFAULT_BACKGROUND),
         ):
             self.fields[name].initial = default
-        self.fields["n"].max_value = None  # the service checks n against the model and MAX_N
+        cast(
+            forms.IntegerField, self.fields["n"]
+        ).max_value = None  # the service checks n against the model and MAX_N
         self.target: Any = None
         self._set_presets()
         if len(models) == 1:
@@ -137,7 +139,10 @@ class GenerationForm(forms.Form):
         from django_gptimage.presets import list_presets
 
         presets = list_presets()
-        self.fields["preset"].choices = [("", _("None")), *((p.name, p.label or p.name) for p in presets)]
+        cast(forms.ChoiceField, self.fields["preset"]).choices = [
+            ("", _("None")),
+            *((p.name, p.label or p.name) for p in presets),
+        ]
         name = self.initial.get("preset") if not self.is_bound else None
         chosen = next((p for p in presets if p.name == name), None)
         if chosen is not None and chosen.outputs:
@@ -184,7 +189,7 @@ class GenerationForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         from django_gptimage.service import GenerationRefused, check_generation
 
-        data = super().clean()
+        data = super().clean() or {}
         self._clean_target()
         if any(name in self.errors for name in self.service_fields):
             return data  # a value the form could not even read; the service would repeat it

@@ -292,7 +292,7 @@ def widget_history_view(request: HttpRequest) -> JsonResponse:
                 target_content_type=ContentType.objects.get_for_model(model),
                 target_field=field,
                 target_object_id="",
-                requested_by=request.user,
+                requested_by_id=request.user.pk,
             )  # fmt: skip
             .select_related("requested_by")
             .prefetch_related("images")

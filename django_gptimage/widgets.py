@@ -262,7 +262,7 @@ class GenerateImageWidget(forms.ClearableFileInput):
 
 def _field_label(model: type[Model], field: str) -> str:
     try:
-        return str(model._meta.get_field(field).verbose_name)
+        return str(getattr(model._meta.get_field(field), "verbose_name", field))
     except Exception:  # noqa: BLE001 - a name the model does not have still gets a label
         return field
 

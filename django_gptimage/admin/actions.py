@@ -10,6 +10,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -57,7 +58,8 @@ class HistoryActionsMixin:
             return
         selected = list(queryset.select_related(None).only("id", "status", "error_code"))
         failed = [g for g in selected if g.status == Status.FAILED]
-        done, refused, reasons = 0, 0, {}
+        done, refused = 0, 0
+        reasons: dict[str, int] = {}
         for generation in failed:
             try:
                 retry_generation(generation)
@@ -126,7 +128,8 @@ class HistoryActionsMixin:
 
     @admin.action(description=gettext_lazy("Duplicate selected (the same request again)"))
     def duplicate_selected(self, request: HttpRequest, queryset: QuerySet[ImageGeneration]) -> None:
-        made, failures = 0, {}
+        made = 0
+        failures: dict[str, int] = {}
         for generation in queryset.prefetch_related("inputs"):
             new, why = self.duplicate(request, generation)  # type: ignore[attr-defined]
             if new is None:
@@ -159,7 +162,7 @@ class HistoryActionsMixin:
     @admin.action(description=gettext_lazy("Download originals (zip)"))
     def download_originals(
         self, request: HttpRequest, queryset: QuerySet[ImageGeneration]
-    ) -> HttpResponse | None:
+    ) -> HttpResponseBase | None:
         generations = list(queryset.prefetch_related("images"))
         with_images = [g for g in generations if g.images.all()]
         if not with_images:

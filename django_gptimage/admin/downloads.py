@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from django.http import StreamingHttpResponse
 
@@ -45,7 +45,9 @@ def member_name(generation: ImageGeneration, index: int, name: str) -> str:
 def zip_stream(generations: Iterable[ImageGeneration]) -> Iterator[bytes]:
     """The zip of every generation's result images (stored uncompressed: PNG/JPEG/WebP are)."""
     pipe = _Pipe()
-    with zipfile.ZipFile(pipe, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+    with zipfile.ZipFile(
+        cast(Any, pipe), mode="w", compression=zipfile.ZIP_STORED, allowZip64=True
+    ) as archive:
         for generation in generations:
             for image in generation.images.all():
                 info = zipfile.ZipInfo(member_name(generation, image.index, image.file.name))

@@ -49,7 +49,7 @@ class CappedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        counted = self.object_list[: self.count_cap + 1].count()
+        counted = self.object_list[: self.count_cap + 1].count()  # type: ignore[attr-defined]
         self.capped = counted > self.count_cap
         return min(counted, self.count_cap)
 
@@ -131,7 +131,7 @@ class RequestedByFilter(admin.SimpleListFilter):
     ) -> QuerySet[ImageGeneration]:
         value = self.value()
         if value == "me":
-            return queryset.filter(requested_by=request.user)
+            return queryset.filter(requested_by_id=request.user.pk)
         if value and value.isdigit():
             return queryset.filter(requested_by_id=int(value))
         return queryset

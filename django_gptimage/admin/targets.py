@@ -175,14 +175,14 @@ class GenerationsPanelMixin:
     change_form_template = "admin/django_gptimage/change_form_generations.html"
 
     def gptimage_panel(self, request: HttpRequest, obj: Model) -> dict[str, Any]:
-        generations = generations_for(obj)
+        history = generations_for(obj)
         if self.gptimage_fields:
-            generations = generations.filter(target_field__in=self.gptimage_fields)
-        generations = list(generations[: self.gptimage_panel_limit])
+            history = history.filter(target_field__in=self.gptimage_fields)
+        generations = list(history[: self.gptimage_panel_limit])
         can_apply = request.user.has_perm("django_gptimage.apply") and self.has_change_permission(  # type: ignore[attr-defined]
             request, obj
         )
-        rows = []
+        rows: list[dict[str, Any]] = []
         for generation in generations:
             status = generation_status(generation)
             rows.append(

@@ -7,12 +7,13 @@ function and redirects to the generation it made (or back, with a message saying
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -152,7 +153,7 @@ class UpscaleForm(forms.Form):
                 choices.append((tier, f"{tier} ({cell['width']}×{cell['height']})"))
             elif cell:
                 self.refused[tier] = cell["reason"]
-        self.fields["tier"].choices = choices
+        cast(forms.ChoiceField, self.fields["tier"]).choices = choices
         if choices:
             self.fields["tier"].initial = choices[0][0]
 
@@ -452,7 +453,7 @@ class GenerationWorkspaceMixin:
             _close([*images, mask])
         return new, ""
 
-    def download_view(self, request: HttpRequest, pk: Any) -> HttpResponse:
+    def download_view(self, request: HttpRequest, pk: Any) -> HttpResponseBase:
         generation = self.get_generation(request, pk)
         if not generation.images.all():
             self.message_user(
@@ -506,7 +507,8 @@ class GenerationWorkspaceMixin:
         )
         rows: dict[tuple[int, str, str], dict[str, Any]] = {}
         for generation in generations:
-            key = (generation.target_content_type_id, generation.target_object_id, generation.target_field)
+            ct_id = cast(int, generation.target_content_type_id)  # excluded None above
+            key = (ct_id, generation.target_object_id, generation.target_field)
             row = rows.setdefault(key, {"generations": [], "candidates": [], "pending": []})
             row["generations"].append(generation)
             if generation.status in (Status.QUEUED, Status.RUNNING):
@@ -539,8 +541,8 @@ class GenerationWorkspaceMixin:
             model = ContentType.objects.get_for_id(ct_id).model_class()
             if model is None:
                 continue
-            for obj in model._default_manager.filter(pk__in=ids):
-                objects[(ct_id, str(obj.pk))] = obj
+            for instance in model._default_manager.filter(pk__in=ids):
+                objects[(ct_id, str(instance.pk))] = instance
         for (ct_id, object_id, field), row in rows.items():
             obj = objects.get((ct_id, object_id))
             row["obj"], row["field"] = obj, field

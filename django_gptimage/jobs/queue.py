@@ -89,7 +89,7 @@ def enqueue(generation_id: Any, *, delay: float | None = None, attempt: int | st
     from redis.exceptions import RedisError
 
     queue = get_queue()
-    kwargs = {"job_id": job_id(generation_id, attempt), "job_timeout": gptimage_settings.JOB_TIMEOUT,
+    kwargs: dict[str, Any] = {"job_id": job_id(generation_id, attempt), "job_timeout": gptimage_settings.JOB_TIMEOUT,
               "description": f"gptimage generation {generation_id}", "result_ttl": 3600, "failure_ttl": 7 * 86400}  # fmt: skip
     try:
         if delay and scheduler_running(queue):
