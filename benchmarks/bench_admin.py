@@ -63,7 +63,15 @@ def server_command(database: dict[str, Any], sql: str) -> None:
         connection.execute(sql)
 
 
-def configure(workdir: str, database: dict[str, Any]) -> None:
+def configure(
+    workdir: str,
+    database: dict[str, Any],
+    *,
+    apps: tuple[str, ...] = (),
+    redis_url: str = "redis://127.0.0.1:1/0",
+    gptimage: dict[str, Any] | None = None,
+) -> None:
+    """A minimal site (also used by bench_widget.py): ``apps`` added, ``gptimage`` merged in."""
     import django
     from django.conf import settings
 
@@ -83,6 +91,7 @@ def configure(workdir: str, database: dict[str, Any]) -> None:
             "django.contrib.staticfiles",
             "django_rq",
             "django_gptimage",
+            *apps,
         ],
         MIDDLEWARE=[
             "django.contrib.sessions.middleware.SessionMiddleware",
@@ -112,8 +121,13 @@ def configure(workdir: str, database: dict[str, Any]) -> None:
             "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
             "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
         },
-        RQ_QUEUES={"default": {"URL": "redis://127.0.0.1:1/0"}},
-        GPTIMAGE={"PROVIDER": "offline", "RUN_MODE": "sync", "SPOOL_DIR": os.path.join(workdir, "spool")},
+        RQ_QUEUES={name: {"URL": redis_url, "DEFAULT_TIMEOUT": 900} for name in ("default", "gptimage")},
+        GPTIMAGE={
+            "PROVIDER": "offline",
+            "RUN_MODE": "sync",
+            "SPOOL_DIR": os.path.join(workdir, "spool"),
+            **(gptimage or {}),
+        },
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
     )
     django.setup()
