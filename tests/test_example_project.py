@@ -48,6 +48,9 @@ pages = {
                 "/admin/cms/article/add/", "/admin/cms/product/add/",
                 f"/admin/cms/product/{Product.objects.first().pk}/change/")
 }
+edit = client.get(f"/articles/{Article.objects.first().pk}/edit/").content.decode()
+pages["edit-widget"] = 200 if ('data-gptimage-token' in edit and 'Generate cover' in edit) else 500
+pages["poster-widget"] = 200 if 'name="poster__gptimage_pick"' in client.get("/admin/cms/event/add/").content.decode() else 500
 print(json.dumps({"first": first, "second": second, "photos": photos, "front": front.status_code,
                   "front_html": front.content.decode(), "pages": pages}))
 """

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.db.models import Model
 from django.utils.html import format_html
 
-from django_gptimage.admin import GenerationsPanelMixin
+from django_gptimage.admin import GenerateImageAdminMixin, GenerationsPanelMixin
 
 from .models import Article, Event, Product
 
@@ -24,14 +24,24 @@ def thumbnail(field: str, label: str):
 
 
 @admin.register(Article)
-class ArticleAdmin(GenerationsPanelMixin, admin.ModelAdmin):  # shows the save hook's generations
+class ArticleAdmin(
+    GenerateImageAdminMixin, GenerationsPanelMixin, admin.ModelAdmin
+):  # + the hook's generations
+    gptimage_widgets = {
+        "cover": {
+            "preset": "cms-cover",
+            "alt_field": "cover_alt",
+            "renditions": [("card", "16:9"), ("hero", "21:9"), ("social", "1.91:1")],
+        }
+    }
     list_display = ["title", thumbnail("cover", "cover"), "published_at"]
     search_fields = ["title", "summary", "body"]
     fields = ["title", "summary", "body", "cover", "cover_alt"]
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(GenerateImageAdminMixin, admin.ModelAdmin):
+    gptimage_widgets = {"poster": {"preset": "poster", "alt_field": "poster_alt"}}
     list_display = ["title", "venue", "date", thumbnail("poster", "poster")]
     list_filter = ["date"]
     search_fields = ["title", "venue", "description"]
@@ -39,7 +49,12 @@ class EventAdmin(admin.ModelAdmin):
 
 
 @admin.register(Product)
-class ProductAdmin(GenerationsPanelMixin, admin.ModelAdmin):
+class ProductAdmin(GenerateImageAdminMixin, GenerationsPanelMixin, admin.ModelAdmin):
+    gptimage_widgets = {  # the cms-product preset has an output for each visual; the photo is uploaded
+        "main_visual": {"preset": "cms-product"},
+        "ad_creative": {"preset": "cms-product"},
+        "detail_image": {"preset": "cms-product"},
+    }
     list_display = [
         "name",
         "price",

@@ -5,4 +5,7 @@ from django.urls import path
 from . import views
 
 app_name = "cms"
-urlpatterns = [path("", views.index, name="index")]
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("articles/<int:pk>/edit/", views.edit_article, name="edit-article"),
+]
