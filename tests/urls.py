@@ -5,6 +5,8 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.static import serve
 
+from tests.testapp.views import edit_cover
+
 
 def media(request, path):  # type: ignore[no-untyped-def]
     # Browser tests load generated images; MEDIA_ROOT is read per request (tests change it).
@@ -16,4 +18,5 @@ urlpatterns = [
     path("django-rq/", include("django_rq.urls")),
     path("gptimage/", include("django_gptimage.urls")),
     re_path(r"^media/(?P<path>.*)$", media),
+    path("articles/<int:pk>/cover/", edit_cover, name="edit-cover"),
 ]

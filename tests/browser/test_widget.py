@@ -421,3 +421,24 @@ def test_inline_rows_have_independent_widgets(editor: Any, thread_worker: Any, s
         608,
     )
     assert editor.console_errors == []
+
+
+def test_a_plain_front_end_form(editor: Any, thread_worker: Any, shot: Any) -> None:
+    article = Article.objects.create(title="Harbour festival")
+    editor.visit(f"/articles/{article.pk}/cover/")
+    panel = open_panel(editor)
+    assert panel.locator("textarea").input_value().startswith("A square image for Harbour festival")
+    thread_worker(concurrency=1)
+    panel.locator('[data-gptimage-action="generate"]').click()
+    thumb = panel.locator(".gptimage-w-thumb").first
+    thumb.wait_for(timeout=60_000)
+    thumb.click()
+    shot(editor, "front-end-picked")
+    with editor.expect_navigation():
+        editor.click("#save")
+    assert editor.locator("#saved").inner_text() == "Saved."
+    article.refresh_from_db()
+    image = GeneratedImage.objects.get()
+    assert article.cover.name.endswith(f"cover-{image.sha256[:12]}.png")
+    assert article.cover_alt == image.alt_text  # filled in the form's own alt field, then saved
+    assert editor.console_errors == []
