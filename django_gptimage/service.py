@@ -100,6 +100,7 @@ __all__ = [
     "check_permission",
     "check_request",
     "credit_quote",
+    "usage_report",
     "credit_balance",
     "estimate",
     "estimate_for",
@@ -1017,6 +1018,7 @@ def preset_output_for(preset: str, field: str) -> PresetOutput | None:
 
 
 # Faces' helpers, defined in their own modules (they import this one lazily).
+from django_gptimage.access.usage import UsageReport, usage_report  # noqa: E402, F401
 from django_gptimage.batch import (  # noqa: E402
     BatchPlan,
     BatchProgress,

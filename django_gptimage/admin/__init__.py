@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import access, generations, hooks, presets  # noqa: F401
+from . import access, credits, generations, hooks, presets  # noqa: F401
 from .targets import GenerationsPanelMixin, generate_images_action
 from .widget import GenerateImageAdminMixin
 

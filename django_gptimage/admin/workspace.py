@@ -31,6 +31,7 @@ from django_gptimage.service import (
     NamedUpload,
     QueueUnavailable,
     cancel_generation,
+    credit_quote,
     generation_status,
     option_matrix,
     request_generation,
@@ -281,8 +282,29 @@ class GenerationWorkspaceMixin:
             source=source,
             reuse_inputs=reuse,
             changelist_url=self.url("changelist"),
+            credit_quote=self.credit_line(request, form),
         )
         return TemplateResponse(request, TEMPLATES + "generate.html", context)
+
+    def credit_line(self, request: HttpRequest, form: Any) -> dict[str, Any] | None:
+        """What the form's current choices would reserve, and the balance (None: credits are off)."""
+        values: dict[str, Any] = {}
+        for name in ("model", "mode", "ratio", "tier", "quality"):
+            value = form[name].value() if name in form.fields else None
+            if isinstance(value, str) and value:
+                values[name] = value
+        try:
+            values["n"] = max(1, int(form["n"].value() or 1)) if "n" in form.fields else 1
+        except (TypeError, ValueError):
+            values["n"] = 1
+        prompt = form["prompt"].value() if "prompt" in form.fields else ""
+        try:
+            quote = credit_quote(
+                user=request.user, prompt=prompt if isinstance(prompt, str) else "", **values
+            )
+        except GenerationRefused:  # a combination with no size: the defaults give the balance line
+            quote = credit_quote(user=request.user)
+        return quote.as_dict() if quote.enabled else None
 
     def _generate(
         self, request: HttpRequest, form: GenerationForm, source: ImageGeneration | None
