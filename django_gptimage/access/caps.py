@@ -43,7 +43,7 @@ def spent(*, user: Any = None, since: datetime, exclude: Any = None) -> Decimal:
         qs = qs.filter(requested_by=user)
     if exclude is not None:
         qs = qs.exclude(pk=exclude)
-    money = DecimalField(max_digits=12, decimal_places=6)
+    money: DecimalField[Any, Any] = DecimalField(max_digits=12, decimal_places=6)
     value = Case(
         When(
             status__in=(Status.QUEUED, Status.RUNNING), then=Coalesce(F("actual_cost"), F("estimated_cost"))

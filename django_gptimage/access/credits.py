@@ -278,7 +278,7 @@ def settle_finished() -> list[str]:
     """Settle every finished (or deleted) generation that still holds credits (the reaper's sweep)."""
     from django_gptimage.models import FINISHED_STATUSES, ImageGeneration
 
-    settled = []
+    settled: list[str] = []
     refs = open_reservations()
     if not refs:
         return settled
