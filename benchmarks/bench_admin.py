@@ -242,7 +242,7 @@ def main() -> None:
     if "BENCH_ADMIN_SERVER_DB" in database:
         server_command(database, f'CREATE DATABASE "{database["NAME"]}"')
     try:
-        configure(workdir, database)
+        configure(workdir, database, apps=("tests.testapp",))  # tests.urls routes its admin
         from django.contrib.auth.models import Permission, User
         from django.test import Client
 
