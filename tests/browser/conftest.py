@@ -168,8 +168,16 @@ class LivePage:
 
 @pytest.fixture
 def page(
-    browser: Any, live_server: Any, request: pytest.FixtureRequest, artifacts_dir: Path
+    browser: Any,
+    live_server: Any,
+    request: pytest.FixtureRequest,
+    artifacts_dir: Path,
+    settings: Any,
+    tmp_path: Path,
 ) -> Iterator[Any]:
+    # Each page test gets its own media directory: the offline provider draws the same bytes for
+    # the same prompt, so a file left by an earlier test would make storage add a suffix.
+    settings.MEDIA_ROOT = str(tmp_path / "media")
     context = browser.new_context(viewport=VIEWPORT, base_url=live_server.url, locale="en-US")
     context.set_default_timeout(DEFAULT_TIMEOUT_MS)
     raw = context.new_page()
