@@ -167,17 +167,22 @@ def _check_api_key() -> list[CheckMessage]:
 
 
 def _check_storage() -> list[CheckMessage]:
-    alias = gptimage_settings.STORAGE
     storages = getattr(settings, "STORAGES", None) or {}
-    if isinstance(alias, str) and alias in storages:
-        return []
-    return [
-        Error(
-            f"GPTIMAGE['STORAGE'] = {alias!r} is not an alias in settings.STORAGES.",
-            hint=f"Use one of {sorted(storages)} or add {alias!r} to settings.STORAGES.",
-            id="django_gptimage.E004",
+    messages: list[CheckMessage] = []
+    for key, alias in (
+        ("STORAGE", gptimage_settings.STORAGE),
+        ("STAGING_STORAGE", gptimage_settings.STAGING_STORAGE),
+    ):
+        if (key == "STAGING_STORAGE" and alias is None) or (isinstance(alias, str) and alias in storages):
+            continue
+        messages.append(
+            Error(
+                f"GPTIMAGE[{key!r}] = {alias!r} is not an alias in settings.STORAGES.",
+                hint=f"Use one of {sorted(storages)} or add {alias!r} to settings.STORAGES.",
+                id="django_gptimage.E004",
+            )
         )
-    ]
+    return messages
 
 
 # E005 -----------------------------------------------------------------------------------------

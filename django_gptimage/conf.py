@@ -520,6 +520,21 @@ class Settings:
         example='"SPOOL_DIR": "/var/lib/mysite/gptimage-spool"',
         resolve=_spool_dir,
     )
+    STAGING_STORAGE = OptionalText(
+        None,
+        "An alias in `settings.STORAGES` every worker host can read, where paid-for bytes are staged "
+        "until they are stored.",
+        section=STORAGE_SECTION,
+        default_doc=" (staging off: paid-for bytes wait only in each host's `SPOOL_DIR`)",
+        doc="Set it when workers run on more than one machine. Each image is copied there (under "
+        "`gptimage-staging/<generation id>/`) as soon as it has arrived, before the results are stored, "
+        "and deleted once they are; a store-only retry that runs on a host whose `SPOOL_DIR` lacks the "
+        "file reads it from there, so neither a storage outage nor the loss of the host that received "
+        "the images costs a second paid call. It may be the `STORAGE` alias itself; a separate one (a "
+        "shared volume, another bucket) also survives an outage of the result storage. Check `E004` "
+        "reports an alias that does not exist. See [storage.md](storage.md#paid-bytes-across-hosts).",
+        example='"STAGING_STORAGE": "gptimage-staging"  # with STORAGES["gptimage-staging"] = {...}',
+    )
 
     # -- Access ------------------------------------------------------------------------------
 

@@ -144,6 +144,12 @@ def test_e004_storage_alias_present():
     }
     with override_settings(STORAGES=storages):
         assert run(STORAGE="images") == []
+        assert run(STORAGE="images", STAGING_STORAGE="default") == []
+
+
+def test_e004_staging_storage_alias_missing():
+    message = only(run(STAGING_STORAGE="shared-staging"), "django_gptimage.E004")
+    assert "STAGING_STORAGE" in message.msg and "'shared-staging'" in message.msg
 
 
 # E005 -----------------------------------------------------------------------------------------

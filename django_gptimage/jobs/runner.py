@@ -29,7 +29,7 @@ from django_gptimage.conf import gptimage_settings
 from django_gptimage.domain.errors import ErrorCode, RetryRule, error_info
 from django_gptimage.domain.pricing import actual_cost
 from django_gptimage.domain.retry import RetryOptions, retry_delay
-from django_gptimage.jobs import liveness, ratelimit
+from django_gptimage.jobs import liveness, ratelimit, staging
 from django_gptimage.jobs.liveness import JobStopped
 from django_gptimage.models import GeneratedImage, GenerationAttempt, ImageGeneration, Phase, Status
 from django_gptimage.providers import InputFile, ProviderError, ProviderRequest, ProviderResult, get_provider
@@ -385,6 +385,11 @@ def _received(
         spool_dir=spool_dir,
         metadata=metadata,
     )
+    if staging.enabled():
+        # A copy every host can read, before storing: a retry on another host (storage down, or
+        # this host lost) then stores these bytes instead of paying for new ones.
+        spooled = staging.stage(generation.pk, attempt.number, spooled)
+        _update(generation, metadata={**generation.metadata, "spooled": spooled})
     return _store(generation, attempt, spooled)
 
 
@@ -408,6 +413,8 @@ def _store(
     problems: list[str] = []
     checked = []
     for item in spooled:
+        if not os.path.exists(item["path"]) and (fetched := staging.fetch(generation.pk, item)):
+            item = {**item, "path": fetched}  # not on this host: the staged copy, checked by hash
         try:
             image = check_image(item["path"])
         except FileNotFoundError:
@@ -472,10 +479,15 @@ def _storage_detail(exc: Exception) -> str:
 
 
 def _discard_spool(generation: ImageGeneration) -> None:
-    if generation.spool_dir:
+    """The kept bytes are stored (or not wanted): drop the spool here and the staged copies."""
+    if generation.spool_dir:  # the receiving host's path, which may be this host's
         shutil.rmtree(os.path.dirname(generation.spool_dir), ignore_errors=True)
+    # This host's own directory too: input copies, staged copies fetched for a store-only retry.
+    shutil.rmtree(os.path.join(gptimage_settings.SPOOL_DIR, str(generation.pk)), ignore_errors=True)
+    spooled = generation.metadata.get("spooled") or []
     metadata = {k: v for k, v in generation.metadata.items() if k != "spooled"}
     _update(generation, spool_dir="", metadata=metadata)
+    staging.discard(generation.pk, spooled)  # after the record no longer points at them
 
 
 def _failed(
