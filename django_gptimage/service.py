@@ -108,6 +108,7 @@ __all__ = [
     "generation_status",
     "option_matrix",
     "plan_batch",
+    "provider_bills",
     "preset_output_for",
     "dispatch",
     "why_waiting",
@@ -767,6 +768,19 @@ def _ensure_queue_reachable(run_mode: str | None) -> None:
         from django_gptimage import jobs
 
         jobs.ensure_reachable()
+
+
+def provider_bills() -> bool:
+    """Whether the configured provider charges for images: False for the offline placeholders,
+    so faces can say an estimate will not be billed. A broken setting counts as billing (E001)."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from django_gptimage.providers import get_provider_class
+
+    try:
+        return bool(getattr(get_provider_class(gptimage_settings.PROVIDER), "billable", True))
+    except ImproperlyConfigured:
+        return True
 
 
 def workers_listening() -> bool | None:

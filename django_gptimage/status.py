@@ -17,7 +17,7 @@ from django_gptimage.domain.next_steps import NextAction, NextStep, next_step
 from django_gptimage.models import GeneratedImage, ImageGeneration, Status, get_storage
 from django_gptimage.options import CURRENCY, format_cost
 
-__all__ = ["generation_status", "image_url", "status_line"]
+__all__ = ["cost_billing", "generation_status", "image_url", "status_line"]
 
 # How long the browser should wait before asking again, by status (seconds).
 POLL_AFTER = {Status.QUEUED: 2.0, Status.RUNNING: 1.0}
@@ -83,6 +83,30 @@ def status_line(generation: ImageGeneration) -> str:
     return f"{g.get_status_display()}: {g.get_phase_display()}"
 
 
+def cost_billing(generation: ImageGeneration) -> tuple[str, str]:
+    """Whether the generation was billed and how to say it: ``(billing, label)``.
+
+    ``billing`` is ``billed`` (the actual cost from usage), ``not_billed`` (offline placeholders,
+    or a failure the API does not charge for), ``maybe_billed`` (a failure that may have been
+    charged: only the estimate is known), ``estimate`` (not finished yet) or ``unknown``. Every
+    face shows cost through this, so none of them calls a refused request "0.08 USD".
+    """
+    g = generation
+    if g.provider == "offline":
+        return "not_billed", _("not billed (offline provider)")
+    if g.actual_cost is not None:
+        return "billed", format_cost(g.actual_cost)
+    if g.estimated_cost is None:
+        return "unknown", "-"
+    estimate = format_cost(g.estimated_cost)
+    maybe_billed = bool(g.error_code) and error_info(g.error_code).maybe_billed
+    if g.error_code and g.is_finished and not maybe_billed:
+        return "not_billed", _("not billed (%(cost)s estimated)") % {"cost": estimate}
+    if maybe_billed:
+        return "maybe_billed", _("%(cost)s (estimate; may have been billed)") % {"cost": estimate}
+    return "estimate", _("%(cost)s (estimate)") % {"cost": estimate}
+
+
 def _detail(recorded: str, message: str) -> str:
     """The part of the recorded error message that the code's own message does not say."""
     if recorded.startswith(message):
@@ -130,6 +154,7 @@ def generation_status(generation: ImageGeneration) -> dict[str, Any]:
             "maybe_billed": info.maybe_billed,
         }
     elapsed = _elapsed(g)
+    billing, cost_label = cost_billing(g)
     return {
         "id": str(g.pk),
         "status": str(g.status),
@@ -155,6 +180,8 @@ def generation_status(generation: ImageGeneration) -> dict[str, Any]:
             "actual": None if g.actual_cost is None else str(g.actual_cost),
             "currency": CURRENCY,
             "display": format_cost(g.actual_cost if g.actual_cost is not None else g.estimated_cost),
+            "billing": billing,
+            "label": cost_label,
         },
         "params": {
             "model": g.model,

@@ -24,7 +24,7 @@ STATUS_FIELDS = (
     "id", "status", "phase", "error_code", "error_message", "attempts", "next_attempt_at", "created_at",
     "started_at", "finished_at", "preview", "cancel_requested", "estimated_cost", "actual_cost", "model",
     "mode", "ratio", "tier", "size", "width", "height", "quality", "output_format", "background", "n",
-    "requested_by_id",
+    "requested_by_id", "provider",
 )  # fmt: skip
 
 

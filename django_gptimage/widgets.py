@@ -158,7 +158,7 @@ class GenerateImageWidget(forms.ClearableFileInput):
     def panel_context(self, name: str, value: Any) -> dict[str, Any] | None:
         """What the panel template needs; None when no panel is shown (no user or no permission)."""
         from django_gptimage.forms import GenerationForm
-        from django_gptimage.service import PromptTemplateError, field_prompt
+        from django_gptimage.service import PromptTemplateError, field_prompt, provider_bills
 
         model, field, instance = self._target(value)
         user = self.user
@@ -208,6 +208,7 @@ class GenerateImageWidget(forms.ClearableFileInput):
             "alt_field": self.alt_field or "",
             "add_form": object_id is None,
             "prompt_error": prompt_error,
+            "billable": provider_bills(),
             "has_template": bool(self.template or self.preset),
             "current_url": _url(current),
             "renditions_json": json.dumps(

@@ -269,4 +269,4 @@ def test_offline_placeholders_are_not_billed_in_the_history(editor: Any) -> None
     generation = request_generation(prompt="A placeholder", quality="low")
     assert generation.provider == "offline"
     html = editor.get(reverse(CHANGELIST)).content.decode()
-    assert '<span class="gptimage-quiet">not billed</span>' in html and "0.0000 USD" not in html
+    assert 'title="not billed (offline provider)">not billed</span>' in html and "0.0000 USD" not in html

@@ -7,6 +7,7 @@ to staff users in tests/test_admin_permissions.py); bad input must leave no reco
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 import pytest
@@ -74,6 +75,12 @@ def test_the_generate_page_offers_shapes_tiers_and_the_matrix(editor: Any) -> No
     assert 'data-gptimage-out="cost"' in html and "django_gptimage/js/options.js" in html
     assert "1:1 at 4K would be 3840x3840" in html  # the matrix carries the reasons
     assert response.context["matrix"]["access"]["locked"] == {}
+
+
+def test_the_estimate_says_whether_it_will_be_billed(editor: Any, settings: Any) -> None:
+    assert "offline provider: placeholders, not billed" in editor.get(reverse(ADD)).content.decode()
+    settings.GPTIMAGE = {**settings.GPTIMAGE, "PROVIDER": "openai", "API_KEY": "sk-test"}
+    assert "data-gptimage-not-billed" not in editor.get(reverse(ADD)).content.decode()
 
 
 def test_the_free_plan_sees_its_locked_tiers_and_why(admin_client: Any) -> None:
@@ -208,7 +215,7 @@ def test_a_failure_says_what_happened_and_what_to_do(
     assert "What to do" in html and "Retry in a few minutes." in html
     assert reverse("admin:django_gptimage_imagegeneration_retry", args=[generation.pk]) in html
     # A 500 is not billed: the estimate is not shown as if it were the cost.
-    assert "<dd>not billed <span" in html and "estimated)" in html
+    assert re.search(r"<dd>not billed \(0\.\d+ USD estimated\)</dd>", html)
 
 
 def test_a_timeout_may_have_been_billed_and_says_so(editor: Any, gptimage_openai: Any, settings: Any) -> None:

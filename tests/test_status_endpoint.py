@@ -151,3 +151,38 @@ def test_generation_status_reads_nothing_but_the_record_and_images(django_assert
     with django_assert_num_queries(0):
         status = generation_status(fetched)
     assert status["status"] == Status.SUCCEEDED and len(status["images"]) == 3
+
+
+def test_offline_placeholders_are_not_billed(admin_client: Any) -> None:
+    cost = admin_client.get(url(request_generation(prompt="A placeholder", quality="low"))).json()["cost"]
+    assert cost["billing"] == "not_billed" and cost["label"] == "not billed (offline provider)"
+
+
+def test_cost_says_whether_it_was_billed(admin_client: Any, gptimage_openai: Any, settings: Any) -> None:
+    """One label for every face (history, generation page, widget): never an estimate passed
+    off as a charge."""
+    settings.GPTIMAGE = {**settings.GPTIMAGE, "MAX_ATTEMPTS": 1}
+    billed = request_generation(prompt="Billed", quality="low")
+    cost = admin_client.get(url(billed)).json()["cost"]
+    assert cost["billing"] == "billed" and cost["label"] == cost["display"] and cost["actual"] is not None
+
+    gptimage_openai.add_fault("server_error", times=1)
+    failed = request_generation(prompt="Fails", quality="low")
+    cost = admin_client.get(url(failed)).json()["cost"]
+    assert cost["billing"] == "not_billed" and cost["actual"] is None
+    assert cost["label"] == f"not billed ({cost['display']} estimated)"
+
+    settings.GPTIMAGE = {**settings.GPTIMAGE, "READ_TIMEOUT": 0.5}
+    gptimage_openai.add_fault("delay", seconds=3.0)
+    timed_out = request_generation(prompt="Too slow", quality="low")
+    assert timed_out.error_code == "timeout"
+    cost = admin_client.get(url(timed_out)).json()["cost"]
+    assert cost["billing"] == "maybe_billed"
+    assert cost["label"] == f"{cost['display']} (estimate; may have been billed)"
+
+
+def test_a_queued_generation_shows_its_estimate(
+    admin_client: Any, queue_mode: Any, gptimage_openai: Any
+) -> None:
+    cost = admin_client.get(url(request_generation(prompt="Waiting", quality="low"))).json()["cost"]
+    assert cost["billing"] == "estimate" and cost["label"] == f"{cost['display']} (estimate)"

@@ -121,6 +121,15 @@ def test_the_change_form_shows_the_panel_with_the_presets_prompt_and_shape(
     assert "django_gptimage/js/widget.js" in html and "django_gptimage/css/widget.css" in html
 
 
+def test_the_estimate_says_offline_placeholders_are_not_billed(
+    editor: Any, client_for: Any, settings: Any
+) -> None:
+    article = Article.objects.create(title="Harbour festival")
+    assert "offline provider: placeholders, not billed" in change_page(client_for(editor), article)
+    settings.GPTIMAGE = {**settings.GPTIMAGE, "PROVIDER": "openai", "API_KEY": "sk-test"}
+    assert "data-gptimage-not-billed" not in change_page(client_for(editor), article)
+
+
 def test_a_free_editor_starts_at_the_tier_they_have_with_the_reason(
     django_user_model: Any, client_for: Any
 ) -> None:

@@ -31,7 +31,7 @@ from django_gptimage.admin.actions import HistoryActionsMixin
 from django_gptimage.domain.errors import ErrorCode
 from django_gptimage.models import GeneratedImage, ImageGeneration, Status
 from django_gptimage.options import format_cost
-from django_gptimage.status import image_url, status_line
+from django_gptimage.status import cost_billing, image_url, status_line
 
 ACTIVE = "active"
 
@@ -264,14 +264,15 @@ class ImageGenerationAdmin(HistoryActionsMixin, workspace.GenerationWorkspaceMix
 
     @admin.display(description=_("Cost"), ordering="actual_cost")
     def cost(self, obj: ImageGeneration) -> str:
-        if obj.provider == "offline":  # as the generation's page says: placeholders cost nothing
-            return format_html('<span class="gptimage-quiet">{}</span>', _("not billed"))
-        if obj.actual_cost is not None:
-            return format_html('<span class="gptimage-nowrap">{}</span>', format_cost(obj.actual_cost))
-        if obj.estimated_cost is not None:
+        billing, label = cost_billing(obj)
+        if billing == "billed":
+            return format_html('<span class="gptimage-nowrap">{}</span>', label)
+        if billing == "not_billed":
+            return format_html('<span class="gptimage-quiet" title="{}">{}</span>', label, _("not billed"))
+        if billing in ("estimate", "maybe_billed"):
             return format_html(
                 '<span class="gptimage-nowrap gptimage-quiet" title="{}">≈ {}</span>',
-                _("estimated before sending"),
+                label,
                 format_cost(obj.estimated_cost),
             )
         return "-"

@@ -34,6 +34,7 @@ from django_gptimage.service import (
     credit_quote,
     generation_status,
     option_matrix,
+    provider_bills,
     request_generation,
     retry_generation,
 )
@@ -283,6 +284,7 @@ class GenerationWorkspaceMixin:
             reuse_inputs=reuse,
             changelist_url=self.url("changelist"),
             credit_quote=self.credit_line(request, form),
+            billable=provider_bills(),
         )
         return TemplateResponse(request, TEMPLATES + "generate.html", context)
 

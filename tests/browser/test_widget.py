@@ -48,6 +48,7 @@ def test_generate_in_the_change_form_pick_and_save(
     assert panel.locator('[data-gptimage-out="cost"]').inner_text().endswith(" USD")
     assert panel.locator('[data-gptimage-out="size"]').inner_text() == "2048 × 1152 px"
     shot(editor, "panel-open")
+    shot(editor, "panel", locator=editor.locator(".field-cover"), docs="widget-panel")
     thread_worker(concurrency=1)
     panel.locator('[data-gptimage-action="generate"]').click()
     card = panel.locator(".gptimage-w-card").first
@@ -67,6 +68,7 @@ def test_generate_in_the_change_form_pick_and_save(
     assert suggested and editor.input_value("#id_cover_alt") == suggested  # editable before saving
     editor.fill("#id_cover_alt", "Boats in the harbour at dusk")
     shot(editor, "picked")
+    shot(editor, "picked-field", locator=editor.locator(".field-cover"), docs="widget-candidate-picked")
     with editor.expect_navigation():
         editor.click('input[name="_continue"]')
     assert "was changed successfully" in editor.locator(".messagelist").inner_text()
@@ -140,6 +142,7 @@ def test_a_refusal_shows_on_its_field_and_no_worker_has_its_own_state(
     assert note.inner_text() == "No worker is taking jobs; the generation will start when one does."
     assert "Queued" in panel.locator(".gptimage-w-line").first.inner_text()
     shot(editor, "no-worker")
+    shot(editor, "no-worker-field", locator=editor.locator(".field-cover"), docs="widget-no-worker")
 
 
 # -- never a spinner forever: each failure has its own message and the step that helps ---------
@@ -209,6 +212,8 @@ def test_each_failure_says_what_helps(
     else:
         assert steps.inner_text() == button
     shot(editor, f"failed-{fault}")
+    if fault == "insufficient_quota":
+        shot(editor, "failed-field", locator=editor.locator(".field-cover"), docs="widget-failed-quota")
     if fault == "moderation_blocked":
         steps.click()
         assert editor.evaluate("document.activeElement.name") == "cover-gptimage-prompt"
@@ -327,6 +332,7 @@ def test_the_panel_in_dark_mode(editor: Any, shot: Any) -> None:
     )
     assert background != "rgb(255, 255, 255)"
     shot(editor, "dark-mode")
+    shot(editor, "dark-mode-field", locator=editor.locator(".field-cover"), docs="widget-dark-mode")
 
 
 # -- refine, preview in context, history, inlines -------------------------------------------------
@@ -353,6 +359,7 @@ def test_preview_edit_this_image_and_the_history(editor: Any, thread_worker: Any
         .startswith("Alt text: Editorial cover image for Harbour")
     )
     shot(editor, "preview-in-place")
+    shot(editor, "preview-field", locator=editor.locator(".field-cover"), docs="widget-preview-in-place")
     first.locator('[data-gptimage-action="edit"]').click()
     assert editor.input_value("#id_cover-gptimage-mode") == "image-to-image"
     assert editor.evaluate("document.activeElement.name") == "cover-gptimage-prompt"
@@ -374,6 +381,7 @@ def test_preview_edit_this_image_and_the_history(editor: Any, thread_worker: Any
     assert history.count() == 2
     assert "Same harbour, at night" in history.nth(0).inner_text()
     shot(editor, "history")
+    shot(editor, "history-field", locator=editor.locator(".field-cover"), docs="widget-history")
     history.nth(1).locator(".gptimage-w-thumb").click()
     with editor.expect_navigation():
         editor.click('input[name="_continue"]')
@@ -409,7 +417,7 @@ def test_inline_rows_have_independent_widgets(editor: Any, thread_worker: Any, s
     third.locator("summary").click()
     assert third.locator('[data-gptimage-out="size"]').inner_text() != "-"
     second.locator(".gptimage-w-thumb").first.click()
-    shot(editor, "inline-picked")
+    shot(editor, "inline-picked", docs="widget-inlines")
     with editor.expect_navigation():
         editor.click('input[name="_save"]')
     slides = {s.caption: s for s in Slide.objects.all()}
@@ -433,7 +441,7 @@ def test_a_plain_front_end_form(editor: Any, thread_worker: Any, shot: Any) -> N
     thumb = panel.locator(".gptimage-w-thumb").first
     thumb.wait_for(timeout=60_000)
     thumb.click()
-    shot(editor, "front-end-picked")
+    shot(editor, "front-end-picked", docs="widget-front-end-form")
     with editor.expect_navigation():
         editor.click("#save")
     assert editor.locator("#saved").inner_text() == "Saved."

@@ -33,6 +33,9 @@ class Gallery(models.Model):
 
     title = models.CharField(max_length=200)
 
+    class Meta:
+        verbose_name_plural = "galleries"
+
     def __str__(self) -> str:
         return self.title
 

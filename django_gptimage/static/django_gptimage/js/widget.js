@@ -535,7 +535,7 @@
           var p = row.status.params;
           item.appendChild(el("p", { className: "gptimage-w-history-prompt" }, row.prompt));
           item.appendChild(el("p", { className: "gptimage-w-quiet" },
-            [row.status.status_label, p.ratio, p.tier, p.quality, row.requested_by, row.status.cost.display, (row.status.created_at || "").slice(0, 16).replace("T", " ")].filter(Boolean).join(" · ")));
+            [row.status.status_label, p.ratio, p.tier, p.quality, row.requested_by, row.status.cost.label, (row.status.created_at || "").slice(0, 16).replace("T", " ")].filter(Boolean).join(" · ")));
           var thumbs = el("div", { className: "gptimage-w-thumbs", "data-role": "thumbs" });
           item.appendChild(thumbs);
           self.thumbs(item, row.status);
