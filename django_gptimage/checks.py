@@ -18,8 +18,16 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
-from .conf import DEFAULTS, SETTINGS, gptimage_settings
-from .domain.capabilities import FORMATS, KNOWN_MODELS, MODES, QUALITIES, ModelCapabilities, get_capabilities
+from .conf import DEFAULTS, SETTINGS, gptimage_settings, site_catalog
+from .domain.capabilities import (
+    FORMATS,
+    MODES,
+    QUALITIES,
+    ModelCapabilities,
+    catalog,
+    get_capabilities,
+    known_models,
+)
 from .domain.matrix import matrix
 from .domain.policy import Policy
 from .domain.sizes import RATIOS, TIERS, resolve_size
@@ -49,12 +57,18 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
         ]
     messages: list[CheckMessage] = []
     messages += _check_provider()
-    messages += _check_model()
+    # A malformed GPTIMAGE["MODELS"] leaves no catalog to check models against: the checks that
+    # read it wait until E015 is fixed.
+    catalog_messages = _check_models()
+    messages += catalog_messages
+    if not catalog_messages:
+        messages += _check_model()
     messages += _check_api_key()
     messages += _check_storage()
     messages += _check_queue()
-    policy_messages = _check_policy()
-    messages += policy_messages
+    policy_messages = catalog_messages or _check_policy()
+    if not catalog_messages:
+        messages += policy_messages
     messages += _check_base_url()
     messages += _check_keys()
     messages += _check_run_mode()
@@ -64,7 +78,8 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
     messages += _check_job_timeout()
     messages += _check_implicit_offline()
     messages += _check_spool_dir()
-    messages += _check_rate_limits()
+    if not catalog_messages:
+        messages += _check_rate_limits()
     messages += _check_credits()
     if not policy_messages:
         messages += _check_pillow_formats()
@@ -123,7 +138,7 @@ def _check_provider() -> list[CheckMessage]:
 
 
 def _known_models_text() -> str:
-    return ", ".join(KNOWN_MODELS)
+    return ", ".join(known_models())
 
 
 def _check_model() -> list[CheckMessage]:
@@ -133,9 +148,38 @@ def _check_model() -> list[CheckMessage]:
     return [
         Error(
             f"GPTIMAGE['MODEL'] = {model!r} is not a GPT image model django-gptimage knows.",
-            hint=f"Use one of {_known_models_text()} (dated snapshots such as gpt-image-2-2026-04-21 work too).",
+            hint=f"Use one of {_known_models_text()}, or add the model to GPTIMAGE['MODELS'] "
+            "(see docs/settings.md#models).",
             id="django_gptimage.E002",
         )
+    ]
+
+
+# E015 -----------------------------------------------------------------------------------------
+
+
+def _check_models() -> list[CheckMessage]:
+    """GPTIMAGE["MODELS"] parses, and every model of the catalog has prices."""
+    from .domain.pricing import price_source
+
+    hint = (
+        'Write e.g. {"gpt-image-2.7": {"like": "gpt-image-2.6", "qualities": ["low", "medium", "high", '
+        '"auto"]}}; see docs/settings.md#models for the keys.'
+    )
+    problems = site_catalog.problems()
+    if problems:
+        return [Error(problem, hint=hint, id="django_gptimage.E015") for problem in problems]
+    prices = gptimage_settings.PRICES if isinstance(gptimage_settings.PRICES, dict) else {}
+    return [
+        Error(
+            f"GPTIMAGE['MODELS'][{model!r}] has no price: neither GPTIMAGE['PRICES'] nor the built-in "
+            f"prices have {model!r} or its prices_as {caps.prices_as!r}.",
+            hint="Set prices_as to a priced model id (e.g. gpt-image-2), or add the model to GPTIMAGE['PRICES'].",
+            obj=model,
+            id="django_gptimage.E015",
+        )
+        for model, caps in catalog().items()
+        if price_source(model, prices) is None
     ]
 
 
@@ -406,6 +450,7 @@ _TYPE_CHECKED_ELSEWHERE = {
     "PROVIDER",
     "BASE_URL",
     "MODEL",
+    "MODELS",
     "STORAGE",
     "RUN_MODE",
     "MAX_N",
@@ -519,7 +564,7 @@ def _check_rate_limits() -> list[CheckMessage]:
         return messages
     for model in gptimage_settings.RATE_LIMITS:
         if model != "*" and get_capabilities(model) is None:
-            close = difflib.get_close_matches(model, KNOWN_MODELS, n=1)
+            close = difflib.get_close_matches(model, known_models(), n=1)
             guess = f"Did you mean {close[0]!r}? " if close else ""
             messages.append(
                 Warning(

@@ -24,6 +24,9 @@ from typing import Any, Generic, TypeVar, overload
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 
+from .domain import capabilities
+from .domain.capabilities import BUILTIN_CATALOG, ModelCapabilities
+from .domain.model_entries import build_catalog
 from .domain.policy import Policy
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -320,10 +323,34 @@ class Settings:
         "gpt-image-2",
         "The model used when a request does not name one.",
         section=PROVIDER_API,
-        doc='Any GPT image model id works, including dated snapshots (`"gpt-image-2-2026-04-21"`) and '
-        'point releases (`"gpt-image-2.5"`), which get their family\'s size rules; see [sizes.md](sizes.md). '
-        "Check `E002` reports an unknown id.",
+        doc="An id of the model catalog: the built-in ids listed in [sizes.md](sizes.md#model-catalog) "
+        "(including the dated snapshot `gpt-image-2-2026-04-21`), or one added by `MODELS`. Ids are "
+        "matched exactly. Check `E002` reports an unknown id.",
         example='"MODEL": "gpt-image-1.5"',
+    )
+    MODELS = Mapping(
+        {},
+        "Models added to the built-in catalog, or built-in models corrected, by id.",
+        section=PROVIDER_API,
+        default_doc=" (the built-in catalog only)",
+        doc="Each value is a dict. A new id needs `like`: the known id whose capabilities it starts from "
+        "(a built-in one or another entry). The other keys replace one capability each: `sizes` "
+        '(`"flexible"`, or a list of `"WIDTHxHEIGHT"`), `auto_size`, `edge_multiple`, `max_edge`, '
+        "`min_pixels`, `max_pixels`, `max_ratio` (the flexible-size limits), `qualities` (from `low`, "
+        "`medium`, `high`, `xhigh`, `max`, `auto`), `formats`, `backgrounds`, `transparent_formats` "
+        "(the formats a transparent background allows), `modes`, `max_n`, `max_prompt_chars`, "
+        "`max_input_images`, `max_input_bytes`, `input_formats`, `mask` (whether edits take a mask), "
+        "`max_mask_bytes`, `input_fidelity` (whether edits take it), `partial_images` (the most partial "
+        "previews, 0-3) and `prices_as` (the id whose prices apply when `PRICES` has none for this id). "
+        "Use it for a model OpenAI released after this version, a dated snapshot, or to correct the "
+        "assumed capabilities of the gpt-image-2.5 and 2.6 families (see "
+        "[sizes.md](sizes.md#model-catalog)). Check `E015` reports a malformed entry; a site that runs "
+        "anyway gets `ImproperlyConfigured` when a model is looked up.",
+        example='"MODELS": {\n'
+        '    "gpt-image-2.7": {"like": "gpt-image-2.6", "qualities": ["low", "medium", "high", "auto"]},\n'
+        '    "gpt-image-1-mini-2025-10-06": {"like": "gpt-image-1-mini"},\n'
+        '    "gpt-image-2.5": {"backgrounds": ["auto", "opaque"]},  # correct a built-in entry\n'
+        "}",
     )
 
     # -- Site policy -------------------------------------------------------------------------
@@ -364,7 +391,9 @@ class Settings:
         None,
         "Qualities editors may choose.",
         section=POLICY,
-        default_doc=" (`low`, `medium`, `high`, `auto`)",
+        default_doc=" (`low`, `medium`, `high`, `xhigh`, `max`, `auto`)",
+        doc="Each model offers its own: gpt-image-1, 1.5 and 2 take `low`, `medium`, `high` and `auto`; "
+        "the gpt-image-2.5 and 2.6 families also `xhigh` and `max` (see [sizes.md](sizes.md#model-catalog)).",
         example='"ALLOWED_QUALITIES": ["low", "medium"]',
     )
     ALLOWED_FORMATS = Names(
@@ -461,9 +490,13 @@ class Settings:
         "USD per million tokens, per model id, overriding the built-in prices key by key.",
         section=PRICES_SECTION,
         default_doc=" (OpenAI's published prices built into `django_gptimage.domain.pricing`)",
-        doc="Keys: `text_input`, `image_input`, `image_output`. A model id without an entry uses the "
-        "closest published model (a dated snapshot uses its base model's price). Used for estimates before "
-        "sending and for the actual cost from the response's token usage.",
+        doc="Keys: `text_input`, `image_input`, `image_output`. A model id without an entry uses the prices "
+        "of its catalog entry's `prices_as` (a dated snapshot its base model's; the assumed gpt-image-2.5 and "
+        "2.6 families gpt-image-2's; see [sizes.md](sizes.md#model-catalog)), else of the longest priced "
+        "prefix of its id, else gpt-image-2's. Check `E015` reports a catalog model that has no price. "
+        "Used for estimates before sending and for the actual cost from the response's token usage; "
+        "`xhigh` and `max` are estimated at 2x and 4x the output tokens of `high` (an assumption: OpenAI "
+        "publishes no count for them).",
         example='"PRICES": {"gpt-image-2": {"image_output": "30.00"}, '
         '"my-finetune": {"text_input": 5, "image_input": 8, "image_output": 30}}',
     )
@@ -898,3 +931,37 @@ SETTINGS: dict[str, Setting[Any]] = {
 DEFAULTS: dict[str, Any] = {name: setting.default for name, setting in SETTINGS.items()}
 
 gptimage_settings = Settings()
+
+
+class _SiteCatalog:
+    """The model catalog with ``GPTIMAGE["MODELS"]`` merged in, rebuilt when the setting changes."""
+
+    def __init__(self) -> None:
+        # (a copy of the raw setting, the merged catalog, its problems), replaced as one value so
+        # threads never see a catalog with another setting's problems.
+        self._state: tuple[Any, dict[str, ModelCapabilities], list[str]] | None = None
+
+    def _current(self) -> tuple[Any, dict[str, ModelCapabilities], list[str]]:
+        raw = gptimage_settings.raw.get("MODELS") or {}
+        state = self._state
+        if state is None or raw != state[0]:
+            built, problems = build_catalog(raw, BUILTIN_CATALOG)
+            # The setting is a live dict: compare later reads against a copy.
+            state = self._state = (copy.deepcopy(raw), built, problems)
+        return state
+
+    def problems(self) -> list[str]:
+        """What is wrong with ``GPTIMAGE["MODELS"]`` (for check ``E015``)."""
+        return list(self._current()[2])
+
+    def __call__(self) -> dict[str, ModelCapabilities]:
+        _, built, problems = self._current()
+        if problems:
+            raise ImproperlyConfigured(
+                "GPTIMAGE['MODELS'] is malformed (check django_gptimage.E015): " + " ".join(problems)
+            )
+        return built
+
+
+site_catalog = _SiteCatalog()
+capabilities.use_site_catalog(site_catalog)

@@ -24,7 +24,14 @@ from django_gptimage.pickers import RatioSelect, TierSelect
 __all__ = ["GenerationForm", "MultipleImageField", "MultipleImageInput"]
 
 MODE_LABELS = {"text-to-image": _("Text to image"), "image-to-image": _("Image to image (edit)")}
-QUALITY_LABELS = {"low": _("Low (draft)"), "medium": _("Medium"), "high": _("High"), "auto": _("Auto")}
+QUALITY_LABELS = {
+    "low": _("Low (draft)"),
+    "medium": _("Medium"),
+    "high": _("High"),
+    "xhigh": _("Extra high"),
+    "max": _("Maximum"),
+    "auto": _("Auto"),
+}
 BACKGROUND_LABELS = {"auto": _("Auto"), "opaque": _("Opaque"), "transparent": _("Transparent")}
 FORMAT_LABELS = {"png": "PNG", "jpeg": "JPEG", "webp": "WebP"}
 

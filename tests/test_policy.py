@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from django_gptimage.domain.capabilities import FORMATS, MODES, QUALITIES, get_capabilities
+from django_gptimage.domain.capabilities import FORMATS, MODES, get_capabilities
 from django_gptimage.domain.matrix import matrix
 from django_gptimage.domain.policy import Policy
 from django_gptimage.domain.sizes import RATIOS, TIERS
@@ -17,7 +17,7 @@ def test_empty_policy_allows_whatever_the_model_allows():
     assert policy.effective_modes(CAPS) == MODES
     assert policy.effective_ratios() == RATIOS
     assert policy.effective_tiers() == TIERS
-    assert policy.effective_qualities(CAPS) == QUALITIES
+    assert policy.effective_qualities(CAPS) == CAPS.qualities == ("low", "medium", "high", "auto")
     assert policy.effective_formats(CAPS) == FORMATS
     assert policy.effective_max_n(CAPS) == 10
     assert policy.unknown_values() == {}

@@ -197,7 +197,14 @@ def test_gpt_image_1_explicit_sizes():
 
 
 @pytest.mark.parametrize(
-    "model", ["gpt-image-2", "gpt-image-2-2026-04-21", "gpt-image-2.5", "gpt-image-2-mini"]
+    "model",
+    [
+        "gpt-image-2",
+        "gpt-image-2-2026-04-21",
+        "gpt-image-2.5",
+        "gpt-image-2.5-flare",
+        "gpt-image-2.6-sunburst",
+    ],
 )
 def test_gpt_image_2_ids_resolve_to_gpt_image_2_caps(model):
     caps = get_capabilities(model)
@@ -208,7 +215,19 @@ def test_gpt_image_2_ids_resolve_to_gpt_image_2_caps(model):
     assert resolve_size("16:9", "4K", "text-to-image", caps).size == "3840x2160"
 
 
-@pytest.mark.parametrize("model", ["dall-e-3", "gpt-image-3", "gpt-image", "GPT-IMAGE-2", "", "gpt-4o"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        "dall-e-3",
+        "gpt-image-3",
+        "gpt-image",
+        "GPT-IMAGE-2",
+        "",
+        "gpt-4o",
+        "gpt-image-2-mini",
+        "gpt-image-2.9",
+    ],
+)
 def test_unknown_model_has_no_capabilities(model):
     assert get_capabilities(model) is None
     assert model_family(model) is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .capabilities import MODES, ModelCapabilities, get_capabilities
 from .policy import Policy
 from .sizes import RATIOS, TIERS, SizeChoice, resolve_size
@@ -77,3 +79,37 @@ def as_markdown(rows: list[SizeChoice], model: str) -> str:
             out.append(f"| {r.ratio} | {r.tier} | {r.mode} | {width} | {height} | {allowed} | {r.reason} |")
         out.append("")
     return "\n".join(out)
+
+
+def _sizes_text(caps: ModelCapabilities) -> str:
+    auto = ", auto" if caps.supports_auto_size else ""
+    if caps.fixed_sizes is not None:
+        return ", ".join(f"{w}x{h}" for w, h in caps.fixed_sizes) + auto
+    return (
+        f"any WxH: multiples of {caps.edge_multiple}, edge ≤ {caps.max_edge}, "
+        f"{caps.min_pixels:,}-{caps.max_pixels:,} px, ≤ {caps.max_ratio:g}:1{auto}"
+    )
+
+
+def catalog_markdown(models: Mapping[str, ModelCapabilities]) -> str:
+    """The model catalog as one Markdown table (docs/sizes.md#model-catalog is generated from it)."""
+    out = [
+        "| model | sizes | qualities | formats | transparent | n | edit inputs | input_fidelity "
+        "| partial_images | priced as | source |",
+        "|---|---|---|---|---|---:|---|---|---:|---|---|",
+    ]
+    for caps in models.values():
+        transparent = ", ".join(caps.transparent_formats) if "transparent" in caps.backgrounds else "no"
+        inputs = f"{caps.max_input_images} images" + (", mask" if caps.supports_mask else ", no mask")
+        if caps.assumed:
+            source = "assumed (like gpt-image-2)"
+        elif caps.snapshot_of:
+            source = f"contract (snapshot of {caps.snapshot_of})"
+        else:
+            source = "contract"
+        out.append(
+            f"| `{caps.model}` | {_sizes_text(caps)} | {', '.join(caps.qualities)} | {', '.join(caps.formats)} "
+            f"| {transparent} | 1-{caps.max_n} | {inputs} | {'yes' if caps.input_fidelity else 'no'} "
+            f"| 0-{caps.max_partial_images} | `{caps.prices_as}` | {source} |"
+        )
+    return "\n".join(out) + "\n"

@@ -12,13 +12,16 @@ from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from .capabilities import model_family
+from .capabilities import get_capabilities
 
 MILLION = Decimal(1_000_000)
 CENT_PRECISION = Decimal("0.000001")
 # Output tokens per 1024x1024 image by quality, as published for the GPT image models;
 # other sizes scale with their pixel count.
-OUTPUT_TOKENS_1024 = {"low": 272, "medium": 1056, "high": 4160}
+# ASSUMPTION: OpenAI publishes no counts for the newer families' xhigh and max qualities; they
+# are estimated at 2x and 4x high so a reservation is not too small. A site that knows better
+# corrects the money side with GPTIMAGE["PRICES"]; the actual cost always comes from the usage.
+OUTPUT_TOKENS_1024 = {"low": 272, "medium": 1056, "high": 4160, "xhigh": 8320, "max": 16640}
 # Image input tokens per 1024x1024 input (approximate), for estimates of edits.
 INPUT_IMAGE_TOKENS_1024 = 765
 AUTO_SIZE_ESTIMATE = (1536, 1024)  # the largest size 'auto' may pick
@@ -41,18 +44,43 @@ DEFAULT_PRICES: dict[str, Prices] = {
 }
 
 
-def prices_for(model: str, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Prices:
-    """Prices of ``model``: an exact override, else the closest published family price."""
+# Models without a price of their own and outside the catalog (a custom provider's ids) are
+# priced like this one: the documented fallback.
+FALLBACK_PRICES_MODEL = "gpt-image-2"
+
+
+def _table(overrides: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Prices]:
     table = dict(DEFAULT_PRICES)
     for key, value in (overrides or {}).items():
         base = table.get(key, Prices(Decimal(0), Decimal(0), Decimal(0)))
         table[key] = replace(base, **{k: Decimal(str(v)) for k, v in value.items()})
+    return table
+
+
+def price_source(model: str, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> str | None:
+    """The price-table key ``model`` is billed by, or None when only the fallback applies.
+
+    In order: an entry for the id itself (built in or in ``GPTIMAGE["PRICES"]``); for a catalog
+    model, its entry's ``prices_as`` (a snapshot or an assumed family: its base model); for an id
+    outside the catalog (e.g. records made with a model since removed), the longest priced prefix.
+    """
+    table = {*DEFAULT_PRICES, *(overrides or {})}  # keys only: a malformed value is not read here
     if model in table:
-        return table[model]
+        return model
+    caps = get_capabilities(model)
+    if caps is not None:
+        # A catalog model is priced as it says, never by a guess from its id (check E015).
+        return caps.prices_as if caps.prices_as in table else None
     for prefix in sorted(table, key=len, reverse=True):
         if model.startswith(prefix):
-            return table[prefix]
-    return table.get(model_family(model) or "", table["gpt-image-2"])
+            return prefix
+    return None
+
+
+def prices_for(model: str, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Prices:
+    """Prices of ``model`` (see :func:`price_source`), else gpt-image-2's."""
+    table = _table(overrides)
+    return table[price_source(model, overrides) or FALLBACK_PRICES_MODEL]
 
 
 def _round(value: Decimal) -> Decimal:

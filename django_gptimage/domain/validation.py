@@ -262,7 +262,9 @@ def _check_inputs(
     formats = caps.input_formats if caps else ("png", "jpeg", "webp")
     for image in request.images:
         _check_image(image, "images", formats, max_bytes, result)
-    if request.mask is not None:
+    if request.mask is not None and caps is not None and not caps.supports_mask:
+        result.add("mask", f"{caps.model} does not take a mask; remove it or choose another model.")
+    elif request.mask is not None:
         mask = request.mask
         max_mask = caps.max_mask_bytes if caps else 4 * 1024 * 1024
         if _check_image(mask, "mask", ("png",), max_mask, result):

@@ -26,6 +26,7 @@ from rq.timeouts import BaseTimeoutException as JobTimeout  # raised into a job 
 
 from django_gptimage.access import credits
 from django_gptimage.conf import gptimage_settings
+from django_gptimage.domain.capabilities import get_capabilities
 from django_gptimage.domain.errors import ErrorCode, RetryRule, error_info
 from django_gptimage.domain.pricing import actual_cost
 from django_gptimage.domain.retry import RetryOptions, retry_delay
@@ -244,8 +245,15 @@ def _provider_request(generation: ImageGeneration) -> ProviderRequest:
         images=images,
         mask=masks[0] if masks else None,
         user=f"django-user-{generation.requested_by_id}" if generation.requested_by_id else None,
-        partial_images=gptimage_settings.PARTIAL_IMAGES,
+        partial_images=_partial_images(generation.model),
     )
+
+
+def _partial_images(model: str) -> int:
+    """``PARTIAL_IMAGES``, at most what the model streams (a catalog entry may allow fewer)."""
+    caps = get_capabilities(model)
+    wanted = gptimage_settings.PARTIAL_IMAGES
+    return min(wanted, caps.max_partial_images) if caps is not None else wanted
 
 
 def _content_type(fmt: str) -> str:

@@ -17,7 +17,9 @@ IMAGE_MODES = ("solid", "noise")
 
 # Output image tokens for a 1024x1024 image, by quality (OpenAI's published gpt-image-1 table);
 # other sizes scale with their pixel count.
-OUTPUT_TOKENS_1K = {"low": 272, "medium": 1056, "high": 4160}
+# xhigh and max (the gpt-image-2.5/2.6 families) have no published count: 2x and 4x high is this
+# server's assumption, so their usage is plausibly larger.
+OUTPUT_TOKENS_1K = {"low": 272, "medium": 1056, "high": 4160, "xhigh": 8320, "max": 16640}
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Mapping
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +26,7 @@ from .errors import APIError
 from .faults import ERROR_KINDS, Fault
 from .images import IMAGE_MODES
 from .limits import Limits, rate_limit_error
+from .openai_limits import OPENAI_LIMITS, OpenAILimits
 from .recording import RecordedRequest, parse_body, read_body, redacted_headers
 from .transport import send, send_error, send_stream
 from .validation import validate_edit, validate_generation
@@ -81,6 +84,9 @@ class FakeOpenAIServer:
     (429 ``rate_limit_exceeded`` with ``Retry-After`` beyond it); ``rate_limit_requests`` and
     ``rate_limit_tokens`` are only reported in the ``x-ratelimit-*`` headers. ``rate_limit_window``
     shortens the minute (seconds) for fast tests: the limits then apply per window.
+    ``models``: further model ids to serve, each with the limits of a model of
+    :data:`~django_gptimage.testing.openai_limits.OPENAI_LIMITS` (``{"gpt-image-2.7": "gpt-image-2.6"}``),
+    as OpenAI serves models released after that table was written.
     """
 
     def __init__(
@@ -96,9 +102,19 @@ class FakeOpenAIServer:
         requests_per_minute: int | None = None,
         images_per_minute: int | None = None,
         rate_limit_window: float = 60.0,
+        models: Mapping[str, str] | None = None,
     ) -> None:
         if image_mode not in IMAGE_MODES:
             raise ValueError(f"image_mode must be one of {IMAGE_MODES}, not {image_mode!r}.")
+        unknown = [like for like in (models or {}).values() if like not in OPENAI_LIMITS]
+        if unknown:
+            raise ValueError(
+                f"models must map new ids to served ones ({', '.join(OPENAI_LIMITS)}), not {unknown}."
+            )
+        self.models: dict[str, OpenAILimits] = {
+            **OPENAI_LIMITS,
+            **{new: replace(OPENAI_LIMITS[like], model=new) for new, like in (models or {}).items()},
+        }
         self.host, self.port = host, port
         self.api_key = api_key
         self.image_mode = image_mode
@@ -326,11 +342,11 @@ class FakeOpenAIServer:
             if path == GENERATIONS:
                 if multipart:
                     raise APIError(400, "Expected a JSON body (Content-Type: application/json).")
-                job = validate_generation(body)
+                job = validate_generation(body, self.models)
             else:
                 if not multipart:
                     raise APIError(400, "This fake server only implements multipart/form-data image edits.")
-                job = validate_edit(parsed.fields, parsed.files)
+                job = validate_edit(parsed.fields, parsed.files, self.models)
         except APIError as exc:
             return send_error(h, exc, self._headers(request_id, started))
 

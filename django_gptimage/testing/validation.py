@@ -1,21 +1,22 @@
-"""Request validation as strict as OpenAI's, built on the package's own domain rules.
+"""Request validation as strict as OpenAI's, from the server's own reading of the contract.
 
 Parameter names come from the contract's ``CreateImageRequest`` / ``CreateImageEditRequest``
 (tests/test_contract.py checks they still match); model limits come from
-``django_gptimage.domain`` so the server and the app can't disagree.
+:mod:`.openai_limits`, written independently of ``django_gptimage.domain`` so a wrong limit in
+the package is refused here instead of being agreed with (tests/test_openai_limits.py compares
+the two tables).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-from django_gptimage.domain.capabilities import KNOWN_MODELS, ModelCapabilities, get_capabilities
-from django_gptimage.domain.sizes import parse_size, size_problems
 
 from . import errors as e
 from .images import ImageInfo, inspect_image
 from .multipart import UploadedFile
+from .openai_limits import OPENAI_LIMITS, OpenAILimits, parse_size, size_problems
 
 GENERATION_PARAMS = frozenset(
     {
@@ -32,7 +33,6 @@ EDIT_PARAMS = frozenset(
 EDIT_DEFAULT_MODEL = "gpt-image-1.5"  # the contract's default for /images/edits
 INPUT_MIMETYPES = ("image/png", "image/jpeg", "image/webp")
 AUTO_SIZE = (1024, 1024)
-MAX_PARTIAL_IMAGES = 3
 _INT_PARAMS = ("n", "output_compression", "partial_images")
 _BOOL_PARAMS = ("stream",)
 
@@ -88,7 +88,9 @@ def _int(params: dict[str, Any], name: str, low: int, high: int, default: int) -
     return value
 
 
-def _caps(params: dict[str, Any], default_model: str | None) -> ModelCapabilities:
+def _limits(
+    params: dict[str, Any], default_model: str | None, models: Mapping[str, OpenAILimits]
+) -> OpenAILimits:
     model = _opt(params, "model", str, "a string")
     if model is None:
         if default_model is None:
@@ -98,27 +100,31 @@ def _caps(params: dict[str, Any], default_model: str | None) -> ModelCapabilitie
                 "pass a GPT image model.",
             )
         model = default_model
-    caps = get_capabilities(model)
-    if caps is None:
-        raise e.invalid_enum("model", model, KNOWN_MODELS)
-    return caps
+    limits = models.get(model)
+    if limits is None:
+        raise e.invalid_enum("model", model, tuple(models))
+    return limits
 
 
-def _size(params: dict[str, Any], caps: ModelCapabilities) -> tuple[int, int]:
+def _size(params: dict[str, Any], limits: OpenAILimits) -> tuple[int, int]:
     value = _opt(params, "size", str, "a string")
-    if value is None or (value == "auto" and caps.supports_auto_size):
+    if value is None or (value == "auto" and limits.auto_size):
         return AUTO_SIZE
     parsed = parse_size(value)
     if parsed is None:
         raise e.invalid("size", f"Invalid size '{value}'. Use 'auto' or WIDTHxHEIGHT, e.g. '1536x1024'.")
-    problems = size_problems(*parsed, caps)
+    problems = size_problems(*parsed, limits)
     if problems:
         raise e.invalid("size", f"Invalid size '{value}'. " + " ".join(problems))
     return parsed
 
 
 def _job(
-    params: dict[str, Any], endpoint: str, allowed: frozenset[str], default_model: str | None
+    params: dict[str, Any],
+    endpoint: str,
+    allowed: frozenset[str],
+    default_model: str | None,
+    models: Mapping[str, OpenAILimits],
 ) -> ImageJob:
     for name in params:
         if name not in allowed:
@@ -128,32 +134,32 @@ def _job(
         raise e.missing("prompt")
     if not isinstance(prompt, str):
         raise e.invalid_type("prompt", "a string", prompt)
-    caps = _caps(params, default_model)
+    limits = _limits(params, default_model, models)
     if not prompt:
         raise e.invalid(
             "prompt", "Invalid 'prompt': empty string. Expected a non-empty string.", "empty_string"
         )
-    if len(prompt) > caps.max_prompt_chars:
+    if len(prompt) > limits.longest_prompt:
         raise e.invalid(
             "prompt",
             f"Invalid 'prompt': string too long. Expected a string with maximum length "
-            f"{caps.max_prompt_chars}, but got a string with length {len(prompt)} instead.",
+            f"{limits.longest_prompt}, but got a string with length {len(prompt)} instead.",
             "string_above_max_length",
         )
     # GPT image models always answer base64, and OpenAI rejects the DALL-E-only knobs.
     if params.get("response_format") is not None:
         raise e.unknown_parameter("response_format")
     if params.get("style") is not None:
-        raise e.unsupported_parameter("style", caps.model)
+        raise e.unsupported_parameter("style", limits.model)
     if params.get("input_fidelity") is not None:
-        if caps.family == "gpt-image-2" or caps.model.startswith("gpt-image-1-mini"):
-            raise e.unsupported_parameter("input_fidelity", caps.model)
+        if not limits.input_fidelity:
+            raise e.unsupported_parameter("input_fidelity", limits.model)
         _enum(params, "input_fidelity", ("high", "low"), "low")
     _opt(params, "user", str, "a string")
-    n = _int(params, "n", 1, caps.max_n, 1)
-    quality = _enum(params, "quality", caps.qualities, "auto")
-    fmt = _enum(params, "output_format", caps.formats, "png")
-    background = _enum(params, "background", caps.backgrounds, "auto")
+    n = _int(params, "n", 1, limits.most_images_out, 1)
+    quality = _enum(params, "quality", limits.qualities, "auto")
+    fmt = _enum(params, "output_format", limits.output_formats, "png")
+    background = _enum(params, "background", limits.backgrounds, "auto")
     if endpoint == "generation":
         _enum(params, "moderation", ("low", "auto"), "auto")
     compression = _int(params, "output_compression", 0, 100, 100)
@@ -163,17 +169,17 @@ def _job(
             "Invalid 'output_compression': compression is only supported for the jpeg and webp output formats.",
         )
     stream = _opt(params, "stream", bool, "a boolean") or False
-    partial = _int(params, "partial_images", 0, MAX_PARTIAL_IMAGES, 0)
-    width, height = _size(params, caps)
-    if background == "transparent" and fmt not in caps.transparent_formats:
+    partial = _int(params, "partial_images", 0, limits.most_partial_images, 0)
+    width, height = _size(params, limits)
+    if background == "transparent" and fmt not in limits.transparent_formats:
         raise e.invalid(
             "background",
             f"Transparent background is not supported for output format '{fmt}'; "
-            f"use {' or '.join(caps.transparent_formats)}.",
+            f"use {' or '.join(limits.transparent_formats)}.",
         )
     return ImageJob(
         endpoint=endpoint,
-        model=caps.model,
+        model=limits.model,
         prompt=prompt,
         n=n,
         width=width,
@@ -187,10 +193,10 @@ def _job(
     )
 
 
-def validate_generation(body: Any) -> ImageJob:
+def validate_generation(body: Any, models: Mapping[str, OpenAILimits] = OPENAI_LIMITS) -> ImageJob:
     if not isinstance(body, dict):
         raise e.APIError(400, "The request body must be a JSON object.", code="invalid_type")
-    return _job(body, "generation", GENERATION_PARAMS, None)
+    return _job(body, "generation", GENERATION_PARAMS, None, models)
 
 
 def _coerce_form(fields: list[tuple[str, str]]) -> dict[str, Any]:
@@ -213,7 +219,7 @@ def _coerce_form(fields: list[tuple[str, str]]) -> dict[str, Any]:
     return params
 
 
-def _check_file(upload: UploadedFile, param: str, max_bytes: int) -> ImageInfo:
+def _check_file(upload: UploadedFile, param: str, max_bytes: int, formats: tuple[str, ...]) -> ImageInfo:
     if len(upload.data) > max_bytes:
         raise e.invalid(
             param,
@@ -229,7 +235,7 @@ def _check_file(upload: UploadedFile, param: str, max_bytes: int) -> ImageInfo:
             "unsupported_file_mimetype",
         )
     info = inspect_image(upload.data)
-    if info is None or info.format not in ("png", "jpeg", "webp"):
+    if info is None or info.format not in formats:
         raise e.invalid(
             param,
             f"Invalid image file '{upload.filename}': it must be a valid PNG, JPEG or WEBP image.",
@@ -238,7 +244,11 @@ def _check_file(upload: UploadedFile, param: str, max_bytes: int) -> ImageInfo:
     return info
 
 
-def validate_edit(fields: list[tuple[str, str]], files: list[UploadedFile]) -> ImageJob:
+def validate_edit(
+    fields: list[tuple[str, str]],
+    files: list[UploadedFile],
+    models: Mapping[str, OpenAILimits] = OPENAI_LIMITS,
+) -> ImageJob:
     params = _coerce_form(fields)
     images = [f for f in files if f.field in ("image", "image[]")]
     masks = [f for f in files if f.field == "mask"]
@@ -247,23 +257,27 @@ def validate_edit(fields: list[tuple[str, str]], files: list[UploadedFile]) -> I
             raise e.unknown_parameter(upload.field)
     if images:
         params["image"] = True  # present; checked below
-    job = _job(params, "edit", EDIT_PARAMS, EDIT_DEFAULT_MODEL)
-    caps = get_capabilities(job.model)
-    assert caps is not None
+    job = _job(params, "edit", EDIT_PARAMS, EDIT_DEFAULT_MODEL, models)
+    limits = models[job.model]
     if not images:
         raise e.missing("image")
-    if len(images) > caps.max_input_images:
+    if len(images) > limits.most_input_images:
         raise e.invalid(
             "image",
             f"Invalid 'image': array too long. Expected an array with maximum length "
-            f"{caps.max_input_images}, but got an array with length {len(images)} instead.",
+            f"{limits.most_input_images}, but got an array with length {len(images)} instead.",
             "array_above_max_length",
         )
-    job.inputs = [_check_file(upload, "image", caps.max_input_bytes) for upload in images]
+    job.inputs = [
+        _check_file(upload, "image", limits.input_image_bytes, limits.input_image_formats)
+        for upload in images
+    ]
     if len(masks) > 1:
         raise e.invalid("mask", "Invalid 'mask': expected a single file.")
+    if masks and not limits.takes_mask:
+        raise e.unsupported_parameter("mask", limits.model)
     if masks:
-        mask = _check_file(masks[0], "mask", caps.max_mask_bytes)
+        mask = _check_file(masks[0], "mask", limits.mask_bytes, ("png", "jpeg", "webp"))
         first = job.inputs[0]
         if mask.format != "png":
             raise e.invalid("mask", f"Invalid mask: it must be a PNG file, got {mask.format.upper()}.")

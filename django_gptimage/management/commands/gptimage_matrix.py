@@ -7,7 +7,8 @@
 
 ``--write-docs`` rewrites every ``<!-- BEGIN GENERATED: <model> -->`` ...
 ``<!-- END GENERATED: <model> -->`` block of a Markdown file with that model's own matrix (no
-site policy), so docs/sizes.md never drifts from the code.
+site policy), and a ``model-catalog`` block with the built-in model catalog (not the site's
+``GPTIMAGE["MODELS"]``), so docs/sizes.md never drifts from the code.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_gptimage.conf import gptimage_settings
-from django_gptimage.domain.capabilities import KNOWN_MODELS, MODES, get_capabilities
-from django_gptimage.domain.matrix import as_dicts, as_markdown, matrix
+from django_gptimage.domain.capabilities import BUILTIN_CATALOG, MODES, get_capabilities, known_models
+from django_gptimage.domain.matrix import as_dicts, as_markdown, catalog_markdown, matrix
 from django_gptimage.domain.policy import Policy
 from django_gptimage.domain.sizes import SizeChoice
 
@@ -33,6 +34,7 @@ GENERATED_BLOCK = re.compile(
     re.DOTALL,
 )
 REGENERATE_COMMAND = "python example_project/manage.py gptimage_matrix --write-docs docs/sizes.md"
+CATALOG_BLOCK = "model-catalog"
 
 
 def generated_block(model: str) -> str:
@@ -45,6 +47,8 @@ def render_docs(text: str) -> str:
 
     def replace(match: re.Match[str]) -> str:
         model = match["model"]
+        if model == CATALOG_BLOCK:
+            return f"{match['begin']}{catalog_markdown(BUILTIN_CATALOG)}{match['end']}"
         if get_capabilities(model) is None:
             raise CommandError(f"The docs have a generated block for unknown model {model!r}.")
         return f"{match['begin']}{generated_block(model)}{match['end']}"
@@ -86,7 +90,7 @@ class Command(BaseCommand):
             return
         model = options["model"] or gptimage_settings.MODEL
         if not isinstance(model, str) or get_capabilities(model) is None:
-            raise CommandError(f"Unknown model {model!r}; known models: {', '.join(KNOWN_MODELS)}.")
+            raise CommandError(f"Unknown model {model!r}; known models: {', '.join(known_models())}.")
         policy = gptimage_settings.policy if options["policy"] else Policy()
         rows = matrix(model, policy)
         if options["mode"]:
