@@ -147,3 +147,12 @@ def test_the_server_serves_further_models_when_told():
         assert generate(http, model="gpt-image-2.7", size="1000x1000").status_code == 400
     with pytest.raises(ValueError, match="gpt-image-9"):
         FakeOpenAIServer(models={"gpt-image-2.7": "gpt-image-9"})
+
+
+def test_the_server_in_its_own_process_serves_further_models_when_told():
+    from django_gptimage.testing import serve_in_subprocess
+
+    models = {"gpt-image-2.7": "gpt-image-2.6"}
+    with serve_in_subprocess(models=models) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
+        assert generate(http, model="gpt-image-2.7", quality="xhigh").status_code == 200
+        assert generate(http, model="gpt-image-2.8").status_code == 400

@@ -34,8 +34,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--requests-per-minute", type=int, help="Enforce this many requests per sliding minute (429 beyond)."
     )
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NEW=KNOWN",
+        help="Also serve model id NEW with the limits of the known id KNOWN (repeatable).",
+    )
     parser.add_argument("--until-stdin-closes", action="store_true", help="Stop when stdin reaches EOF.")
     args = parser.parse_args(argv)
+    models = dict(item.partition("=")[::2] for item in args.model)
+    if any(not new or not known for new, known in models.items()):
+        parser.error("--model takes NEW=KNOWN, e.g. --model gpt-image-2.7=gpt-image-2.6")
 
     server = FakeOpenAIServer(
         host=args.host,
@@ -45,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         delay=args.delay,
         images_per_minute=args.images_per_minute,
         requests_per_minute=args.requests_per_minute,
+        models=models,
     ).start()
     print(server.base_url, flush=True)
     done = threading.Event()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 
@@ -17,6 +17,7 @@ def serve_in_subprocess(
     delay: float = 0.0,
     images_per_minute: int | None = None,
     requests_per_minute: int | None = None,
+    models: Mapping[str, str] | None = None,
 ) -> Iterator[str]:
     """Start ``python -m django_gptimage.testing`` and yield its base URL; stop it on exit.
 
@@ -30,6 +31,8 @@ def serve_in_subprocess(
         args += ["--images-per-minute", str(images_per_minute)]
     if requests_per_minute:
         args += ["--requests-per-minute", str(requests_per_minute)]
+    for new, known in (models or {}).items():
+        args += ["--model", f"{new}={known}"]
     process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
