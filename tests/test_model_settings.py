@@ -6,10 +6,13 @@ too (``FakeOpenAIServer(models=...)``), as OpenAI would, and refuses it otherwis
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.core.checks import Error
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
+from PIL import Image
 
 from django_gptimage import checks
 from django_gptimage.checks import check_settings
@@ -18,7 +21,7 @@ from django_gptimage.domain.pricing import DEFAULT_PRICES, prices_for
 from django_gptimage.models import Status
 from django_gptimage.options import option_matrix
 from django_gptimage.providers import reset_providers
-from django_gptimage.service import GenerationRefused, request_generation
+from django_gptimage.service import GenerationRefused, NamedUpload, request_generation
 from django_gptimage.testing import FakeOpenAIServer
 
 PERSISTENT_SPOOL = "/var/lib/gptimage-test-spool-not-created"
@@ -143,3 +146,39 @@ def test_the_loopback_server_refuses_a_model_it_was_not_told_about(db, gptimage_
     generation.refresh_from_db()
     assert generation.status == Status.FAILED
     assert "gpt-image-2.7" in gptimage_openai.last_request.json["model"]
+
+
+def _png(width: int, height: int, mode: str = "RGB") -> bytes:
+    out = io.BytesIO()
+    Image.new(mode, (width, height), (30, 90, 160, 0)[: len(mode)]).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_a_corrected_entry_limits_partial_previews(
+    db, gptimage_openai, settings, django_capture_on_commit_callbacks
+):
+    settings.GPTIMAGE = {
+        **settings.GPTIMAGE,
+        "PARTIAL_IMAGES": 3,
+        "MODELS": {"gpt-image-2": {"partial_images": 1}},
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        generation = request_generation(prompt="A harbour at dawn", quality="low")
+    generation.refresh_from_db()
+    assert generation.status == Status.SUCCEEDED, generation.error_message
+    assert gptimage_openai.last_request.json["partial_images"] == 1
+
+
+def test_an_entry_without_masks_refuses_one_before_sending(db, gptimage_openai, settings):
+    settings.GPTIMAGE = {**settings.GPTIMAGE, "MODELS": {"gpt-image-2.5": {"mask": False}}}
+    with pytest.raises(GenerationRefused) as refused:
+        request_generation(
+            prompt="Add a hat",
+            model="gpt-image-2.5",
+            mode="image-to-image",
+            images=[NamedUpload("a.png", io.BytesIO(_png(512, 512)))],
+            mask=NamedUpload("m.png", io.BytesIO(_png(512, 512, "RGBA"))),
+        )
+    assert list(refused.value.as_dict()) == ["mask"]
+    assert "does not take a mask" in refused.value.as_dict()["mask"][0]
+    assert gptimage_openai.requests == []
