@@ -224,20 +224,67 @@ def settle(generation: Any) -> list[CreditEntry]:
         for account_id in sorted(accounts):
             account = _locked(account_id)
             held = held_by(account_id, ref)
-            if held <= 0:
-                continue
-            entries.append(
-                _settle_one(account, generation, held, succeeded=generation.status == Status.SUCCEEDED)
-            )
+            if held > 0:
+                entries.append(
+                    _settle_one(account, generation, held, succeeded=generation.status == Status.SUCCEEDED)
+                )
+            elif late := _late_capture(account, generation):
+                entries.append(late)
     return entries
 
 
-def _settle_one(account: CreditAccount, generation: Any, held: Decimal, *, succeeded: bool) -> CreditEntry:
+def _decision(generation: Any, *, succeeded: bool) -> tuple[str | None, Settlement]:
     code = None if succeeded else (generation.error_code or ErrorCode.ABANDONED)
     delivered = bool(generation.metadata.get("spooled")) or generation.images.exists()
-    decision = settlement(
+    return code, settlement(
         code, delivered=delivered, charge_maybe_billed=gptimage_settings.CHARGE_MAYBE_BILLED
     )
+
+
+def _late_capture(account: CreditAccount, generation: Any) -> CreditEntry | None:
+    """Charge a late result whose reservation was already refunded, once.
+
+    The reaper ended the record (``abandoned``) and refunded its reservation; then the
+    worker it had judged dead got its paid answer back and the record took it (see
+    ``jobs.runner._adopt_late``). Its outcome now says capture, and nothing is held any more:
+    the actual cost is charged from the balance (as far as it goes). Only when the entries
+    since the generation's last reservation hold a refund and no capture, so a second
+    settle, or a generation refunded for good, charges nothing.
+    """
+    from django_gptimage.models import Status
+
+    kinds = list(
+        CreditEntry.objects.filter(account=account, generation_ref=str(generation.pk))
+        .order_by("pk")
+        .values_list("kind", "held")
+    )
+    reserves = [i for i, (kind, _) in enumerate(kinds) if kind == Kind.RESERVE]
+    if not reserves:
+        return None
+    since = [kind for kind, _ in kinds[reserves[-1] + 1 :]]
+    if Kind.REFUND not in since or Kind.CAPTURE in since:
+        return None
+    code, decision = _decision(generation, succeeded=generation.status == Status.SUCCEEDED)
+    if decision is not Settlement.CAPTURE:
+        return None
+    reserved = Decimal(str(kinds[reserves[-1]][1]))
+    if generation.actual_cost is not None:
+        cost, why = credits_for_usd(generation.actual_cost), f"actual cost {generation.actual_cost} USD"
+    else:
+        cost, why = reserved, "no usage reported: the reservation is charged"
+    split = rules.capture(ZERO, cost, account.balance)
+    why = f"late result (after a refund): {why}"
+    if split.uncollected > 0:
+        why += f"; {rules.format_credits(split.uncollected)} credits over the balance not charged"
+    if code:
+        why += f" ({code})"
+    return _write(
+        account, Kind.CAPTURE, amount=-split.charged, charged=split.charged, generation=generation, note=why
+    )
+
+
+def _settle_one(account: CreditAccount, generation: Any, held: Decimal, *, succeeded: bool) -> CreditEntry:
+    code, decision = _decision(generation, succeeded=succeeded)
     if decision is Settlement.REFUND:
         why = f"refund: {code}" if code else "refund"
         return _write(account, Kind.REFUND, amount=held, held=-held, generation=generation, note=why)

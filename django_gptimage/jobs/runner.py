@@ -41,6 +41,7 @@ logger = logging.getLogger("django_gptimage")
 
 HEARTBEAT_INTERVAL = 15.0
 SCHEDULE_SKEW = timedelta(seconds=2)
+LATE_NOTE = "The answer arrived after the reaper had taken the record back; its images were kept."
 PROGRESS_PHASES = {"sending": Phase.SENDING, "waiting": Phase.WAITING, "receiving": Phase.RECEIVING}
 
 
@@ -195,22 +196,28 @@ def run_generation(generation_id: Any, *, worker: str | None = None) -> RunOutco
             return _ended(_store(generation, attempt, generation.metadata["spooled"]))
         return _ended(_call_provider(generation, attempt))
     except ClaimLost:
-        # Whatever this attempt holds in the spool stays there; the record is someone else's.
         logger.warning(
-            "gptimage %s was taken over while this worker ran it (judged dead); "
-            "this attempt's outcome is dropped, its spool is left in %s",
+            "gptimage %s was taken over while this worker ran it (judged dead); this attempt's outcome is dropped",
             generation.pk,
-            gptimage_settings.SPOOL_DIR,
         )
+        # This attempt's spool goes, unless the record points at it (images recorded before the
+        # claim was lost: the store-only retry the reaper scheduled needs them).
+        own = _spool_dir_of(generation.pk, attempt.number)
+        if not ImageGeneration.objects.filter(pk=generation.pk, spool_dir=own).exists():
+            shutil.rmtree(own, ignore_errors=True)
         # The reaper closed this attempt (and judged its billing) when it took the record: only
         # an attempt it has not seen yet is closed here.
         GenerationAttempt.objects.filter(pk=attempt.pk, finished_at__isnull=True).update(
             finished_at=timezone.now(), outcome=ErrorCode.ABANDONED, maybe_billed=True,
             error_message="The record was taken over by the reaper.",
         )  # fmt: skip
-        return RunOutcome(ImageGeneration.objects.get(pk=generation.pk))
+        return RunOutcome(ImageGeneration.objects.filter(pk=generation.pk).first() or generation)
     finally:
         heartbeat.discard(generation.pk)
+
+
+def _spool_dir_of(generation_id: Any, attempt_number: int) -> str:
+    return os.path.join(gptimage_settings.SPOOL_DIR, str(generation_id), f"attempt-{attempt_number}")
 
 
 def _ended(outcome: RunOutcome) -> RunOutcome:
@@ -281,7 +288,7 @@ def _local_path(inp: Any) -> str:
 
 
 def _call_provider(generation: ImageGeneration, attempt: GenerationAttempt) -> RunOutcome:
-    spool_dir = os.path.join(gptimage_settings.SPOOL_DIR, str(generation.pk), f"attempt-{attempt.number}")
+    spool_dir = _spool_dir_of(generation.pk, attempt.number)
     progress = _Progress(generation)
     # Set-up problems come before anything is sent: they bill nothing and say what is wrong.
     try:
@@ -337,11 +344,14 @@ class _Progress:
 
     def __init__(self, generation: ImageGeneration) -> None:
         self.generation = generation
+        self.lost = False  # the claim was lost after the request went out
 
     def __call__(self, phase: str, data: dict[str, Any]) -> None:
         # A safe point: the job's timeout is raised here, never asynchronously; a stop-job only
         # before the request goes out (afterwards the record is canceled, its images kept).
         liveness.check(stoppable=phase == "sending")
+        if self.lost:
+            return
         try:
             if phase in PROGRESS_PHASES and self.generation.phase != PROGRESS_PHASES[phase]:
                 _update(self.generation, phase=PROGRESS_PHASES[phase])
@@ -352,8 +362,14 @@ class _Progress:
                     data["path"], name.replace(".png", "." + _ext(checked.format)), checked.format
                 )
                 _update(self.generation, preview=stored)
-        except (JobTimeout, JobStopped, ClaimLost):
-            raise  # not a progress problem: the job's time is up, or the record is not ours
+        except ClaimLost:
+            if phase in ("sending", "waiting"):
+                raise  # nothing is sent yet: the record is someone else's, this attempt stops
+            # The answer is arriving and paid for: it is received all the same, and
+            # _received decides whether the record can still take it (a late result).
+            self.lost = True
+        except (JobTimeout, JobStopped):
+            raise  # not a progress problem: the job's time is up
         except Exception:  # noqa: BLE001 - progress is best effort, the result is what matters
             logger.warning("gptimage progress update failed for %s", self.generation.pk, exc_info=True)
         if phase in ("waiting", "partial") and not connection.in_atomic_block:
@@ -385,20 +401,69 @@ def _received(
     attempt.provider_request_id = result.request_id or ""
     attempt.maybe_billed = billable
     attempt.save(update_fields=["provider_request_id", "maybe_billed"])
-    _update(
-        generation,
-        provider_request_id=result.request_id or "",
-        usage=result.usage,
-        actual_cost=cost if billable else 0,
-        spool_dir=spool_dir,
-        metadata=metadata,
-    )
+    fields: dict[str, Any] = {
+        "provider_request_id": result.request_id or "",
+        "usage": result.usage,
+        "actual_cost": cost if billable else 0,
+        "spool_dir": spool_dir,
+        "metadata": metadata,
+    }
+    try:
+        _update(generation, **fields)
+    except ClaimLost:
+        if not _adopt_late(generation, fields):
+            logger.warning(
+                "gptimage %s: a late answer (request %s) arrived after the record was taken over, "
+                "and a newer attempt (or a cancel) owns it now; its images are not kept",
+                generation.pk,
+                result.request_id,
+            )
+            raise
     if staging.enabled():
         # A copy every host can read, before storing: a retry on another host (storage down, or
         # this host lost) then stores these bytes instead of paying for new ones.
         spooled = staging.stage(generation.pk, attempt.number, spooled)
         _update(generation, metadata={**generation.metadata, "spooled": spooled})
     return _store(generation, attempt, spooled)
+
+
+def _adopt_late(generation: ImageGeneration, fields: dict[str, Any]) -> bool:
+    """Take back a record the reaper ended or requeued while this attempt's answer was on its way.
+
+    The reaper judged this worker dead (no heartbeat for ``STALE_AFTER``) and ended the record
+    as ``abandoned``, or queued it for a next attempt. The answer came anyway, and was paid
+    for: it is kept when no newer attempt has started (the record's ``attempts`` is still this
+    one), nothing else is kept for it (``spool_dir`` empty) and nobody canceled it. The record
+    is claimed again by this worker in one conditional UPDATE, so a next attempt claiming it at
+    the same moment either wins (and this answer is dropped) or finds it taken (and calls
+    nothing). From there on it is stored like any answer; the credits follow the outcome
+    (:func:`django_gptimage.access.credits.settle` charges a reservation the reaper refunded).
+    """
+    current = ImageGeneration.objects.filter(pk=generation.pk).values_list("status", flat=True).first()
+    late = {"attempt": generation.attempts, "reaped_as": str(current or ""), "at": timezone.now().isoformat()}
+    now = timezone.now()
+    fields = {**fields, "metadata": {**fields["metadata"], "late_result": late}}
+    claim_again = {
+        "status": Status.RUNNING, "phase": Phase.RECEIVING, "worker": generation.worker, "heartbeat_at": now,
+        "finished_at": None, "next_attempt_at": None, "error_code": "", "error_message": "",
+    }  # fmt: skip
+    adopted = (
+        ImageGeneration.objects.filter(
+            pk=generation.pk, attempts=generation.attempts, spool_dir="", cancel_requested=False
+        )
+        .filter(Q(status=Status.QUEUED) | Q(status=Status.FAILED, error_code=ErrorCode.ABANDONED))
+        .update(**claim_again, **fields, updated_at=now)
+    )
+    if not adopted:
+        return False
+    for name, value in {**claim_again, **fields}.items():
+        setattr(generation, name, value)
+    logger.warning(
+        "gptimage %s: a late answer arrived after the reaper had %s the record; its images are kept",
+        generation.pk,
+        "ended" if late["reaped_as"] == Status.FAILED else "requeued",
+    )
+    return True
 
 
 def _response_meta(result: ProviderResult) -> dict[str, Any]:
@@ -572,6 +637,8 @@ def _finish(
             finished_at=now,
             provider_request_id=generation.provider_request_id,
         )
-        _end_attempt(attempt, str(code or Status.SUCCEEDED), message, at=now)
+        late = (generation.metadata or {}).get("late_result") or {}
+        note = LATE_NOTE if late.get("attempt") == attempt.number and not message else message
+        _end_attempt(attempt, str(code or Status.SUCCEEDED), note, at=now)
         credits.settle(generation)  # capture or refund its reservation, once, with the outcome
     return RunOutcome(generation)
