@@ -568,6 +568,18 @@ class Settings:
         "reports an alias that does not exist. See [storage.md](storage.md#paid-bytes-across-hosts).",
         example='"STAGING_STORAGE": "gptimage-staging"  # with STORAGES["gptimage-staging"] = {...}',
     )
+    CLEANUP_AFTER = Integer(
+        6 * 3600,
+        "Seconds after which the reaper removes what ended or deleted generations left behind.",
+        section=STORAGE_SECTION,
+        doc="Spool directories, staged copies and partial previews of generations that ended (or were "
+        "deleted) are removed as they end; a worker killed at the wrong moment, or a host that was not the "
+        "one running the generation, leaves them. The reaper removes such leftovers once the generation has "
+        "been ended this long (for a spool directory: also untouched this long; never less than two "
+        "`JOB_TIMEOUT`s). Queued and running generations, and images kept for a store-only retry, are never "
+        "removed. See [jobs.md](jobs.md#cleaning-up).",
+        example='"CLEANUP_AFTER": 86400',
+    )
 
     # -- Access ------------------------------------------------------------------------------
 

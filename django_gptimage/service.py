@@ -884,6 +884,9 @@ def cancel_generation(generation: ImageGeneration) -> ImageGeneration:
     generation.refresh_from_db()
     if generation.status == Status.CANCELED:
         credits.settle(generation)  # never sent: the reservation comes back (once)
+        from django_gptimage.jobs import leftovers
+
+        leftovers.generation_ended(generation.pk)  # previews of an earlier attempt, input copies
     if generation.status == Status.CANCELED and gptimage_settings.RUN_MODE == "queue":
         from django_gptimage import jobs
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -29,6 +30,7 @@ from django_gptimage.access import credits
 from django_gptimage.conf import gptimage_settings
 from django_gptimage.domain.errors import ErrorCode, error_info
 from django_gptimage.domain.retry import retry_delay
+from django_gptimage.jobs import leftovers
 from django_gptimage.jobs.runner import retry_options
 from django_gptimage.models import GenerationAttempt, ImageGeneration, Phase, Status
 
@@ -44,12 +46,23 @@ class ReapReport:
     reenqueued: list[str] = field(default_factory=list)
     overdue: list[str] = field(default_factory=list)  # scheduled retries no scheduler moved
     settled: list[str] = field(default_factory=list)  # finished generations whose credits were still held
+    cleaned: list[str] = field(
+        default_factory=list
+    )  # leftovers removed: "spool <id>", "staged <id>", "previews <id>"
 
     def __bool__(self) -> bool:
-        return bool(self.abandoned or self.requeued or self.reenqueued or self.overdue or self.settled)
+        return bool(
+            self.abandoned or self.requeued or self.reenqueued or self.overdue or self.settled or self.cleaned
+        )
 
 
-def reap(*, stale_after: float | None = None, dry_run: bool = False) -> ReapReport:
+SWEEP_EVERY = 600.0  # seconds between two sweeps for leftovers in one process (listing storage costs)
+_last_sweep = 0.0
+
+
+def reap(*, stale_after: float | None = None, dry_run: bool = False, sweep: bool | None = None) -> ReapReport:
+    """One pass; ``sweep``: look for leftovers too (None: when the last sweep here is
+    ``SWEEP_EVERY`` seconds old, and on the first pass of a process)."""
     report = ReapReport()
     now = timezone.now()
     stale = now - timedelta(seconds=stale_after if stale_after is not None else gptimage_settings.STALE_AFTER)
@@ -64,15 +77,30 @@ def reap(*, stale_after: float | None = None, dry_run: bool = False) -> ReapRepo
         # Reservations of generations that ended without settling (a worker killed at the wrong
         # moment, a record deleted in flight): captured or refunded now, by the same rules.
         report.settled = credits.settle_finished()
+    report.cleaned = _sweep(sweep, dry_run=dry_run)
     if report:
         logger.warning("gptimage reaper: %s", report)
     return report
+
+
+def _sweep(wanted: bool | None, *, dry_run: bool) -> list[str]:
+    global _last_sweep
+    now = time.monotonic()
+    if wanted is False or (wanted is None and _last_sweep and now - _last_sweep < SWEEP_EVERY):
+        return []
+    _last_sweep = now
+    try:
+        return leftovers.sweep(dry_run=dry_run)
+    except Exception:  # noqa: BLE001 - a storage that cannot be listed must not stop the reaping
+        logger.warning("gptimage reaper: the sweep for leftovers failed", exc_info=True)
+        return []
 
 
 def _abandon(generation: ImageGeneration, report: ReapReport, *, dry_run: bool) -> None:
     # Images that came back before the worker died are kept in the spool: storing them again is
     # free and bills nothing twice, so that is retried whatever REQUEUE_ABANDONED says.
     store_only = bool(generation.metadata.get("spooled"))
+    preview = generation.preview
     code = ErrorCode.STORAGE_ERROR if store_only else ErrorCode.ABANDONED
     delay = retry_delay(code, generation.attempts, retry_options())
     if store_only and delay is not None:
@@ -93,8 +121,8 @@ def _abandon(generation: ImageGeneration, report: ReapReport, *, dry_run: bool) 
     else:
         message = info.message
     fields: dict[str, Any] = {"worker": "", "phase": Phase.DONE, "error_message": message}
-    if delay is None:
-        fields.update(status=Status.FAILED, error_code=code, finished_at=now)
+    if delay is None:  # its previews go with the end (no longer shown); not its spool, see below
+        fields.update(status=Status.FAILED, error_code=code, finished_at=now, preview="")
     else:
         fields.update(
             status=Status.QUEUED, phase=Phase.QUEUED, error_code=ErrorCode.ABANDONED,
@@ -117,6 +145,10 @@ def _abandon(generation: ImageGeneration, report: ReapReport, *, dry_run: bool) 
             generation.refresh_from_db()
             credits.settle(generation)
     if delay is None:
+        # The spool stays: the worker may only be slow, and its late answer is still kept
+        # (runner._adopt_late). The sweep removes it once CLEANUP_AFTER has passed.
+        with contextlib.suppress(Exception):
+            leftovers.remove_previews(generation.pk, extra=preview)
         report.abandoned.append(str(generation.pk))
         return
     report.requeued.append(str(generation.pk))

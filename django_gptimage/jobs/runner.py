@@ -30,7 +30,7 @@ from django_gptimage.domain.capabilities import get_capabilities
 from django_gptimage.domain.errors import ErrorCode, RetryRule, error_info
 from django_gptimage.domain.pricing import actual_cost
 from django_gptimage.domain.retry import RetryOptions, retry_delay
-from django_gptimage.jobs import liveness, ratelimit, staging
+from django_gptimage.jobs import leftovers, liveness, ratelimit, staging
 from django_gptimage.jobs.liveness import JobStopped
 from django_gptimage.models import GeneratedImage, GenerationAttempt, ImageGeneration, Phase, Status
 from django_gptimage.providers import InputFile, ProviderError, ProviderRequest, ProviderResult, get_provider
@@ -356,11 +356,9 @@ class _Progress:
             if phase in PROGRESS_PHASES and self.generation.phase != PROGRESS_PHASES[phase]:
                 _update(self.generation, phase=PROGRESS_PHASES[phase])
             elif phase == "partial" and data.get("path"):
-                name = f"gptimage/previews/{self.generation.pk}/partial-{data.get('index', 0)}.png"
                 checked = check_image(data["path"])
-                stored = save_file(
-                    data["path"], name.replace(".png", "." + _ext(checked.format)), checked.format
-                )
+                name = leftovers.preview_name(self.generation.pk, data.get("index", 0), _ext(checked.format))
+                stored = save_file(data["path"], name, checked.format)
                 _update(self.generation, preview=stored)
         except ClaimLost:
             if phase in ("sending", "waiting"):
@@ -641,4 +639,14 @@ def _finish(
         note = LATE_NOTE if late.get("attempt") == attempt.number and not message else message
         _end_attempt(attempt, str(code or Status.SUCCEEDED), note, at=now)
         credits.settle(generation)  # capture or refund its reservation, once, with the outcome
+    pk = generation.pk
+    transaction.on_commit(lambda: _clean_up(pk))  # at once, unless a caller's transaction is open
     return RunOutcome(generation)
+
+
+def _clean_up(generation_id: Any) -> None:
+    """Its previews and spool go with the end (images kept for a retry stay)."""
+    try:
+        leftovers.generation_ended(generation_id)
+    except Exception:  # noqa: BLE001 - leftovers are swept later; the outcome is recorded
+        logger.warning("gptimage %s: cleaning up after it ended failed", generation_id, exc_info=True)

@@ -20,6 +20,12 @@ class Command(BaseCommand):
             "--stale-after", type=float, help="Seconds without heartbeat (default: STALE_AFTER)."
         )
         parser.add_argument("--dry-run", action="store_true", help="Report, change nothing.")
+        parser.add_argument(
+            "--sweep",
+            action="store_true",
+            help="Also look for leftovers of ended generations now (spools, staged copies, previews); "
+            "otherwise at most every 10 minutes.",
+        )
         parser.add_argument("--loop", type=float, metavar="SECONDS", help="Keep running, every SECONDS.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -34,11 +40,14 @@ class Command(BaseCommand):
                 )
             )
         while True:
-            report = reap(stale_after=stale_after, dry_run=options["dry_run"])
+            report = reap(stale_after=stale_after, dry_run=options["dry_run"], sweep=options["sweep"] or None)
             prefix = "would be " if options["dry_run"] else ""
             for label in ("abandoned", "requeued", "reenqueued", "overdue"):
                 for pk in getattr(report, label):
                     self.stdout.write(f"{pk}: {prefix}{label}")
+            for leftover in report.cleaned:  # "spool <id>", "staged <id>", "previews <id>"
+                kind, _, pk = leftover.partition(" ")
+                self.stdout.write(f"{pk}: {kind} {prefix}removed")
             if not report and verbosity >= 1:
                 self.stdout.write("Nothing to reap.")
             if not options["loop"]:
