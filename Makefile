@@ -7,6 +7,8 @@
 #   make docs                  build the documentation site into site/ (strict: warnings are errors)
 #   make docs-serve            serve it on http://127.0.0.1:8008/ while you edit docs/
 #   make screenshots           retake docs/images/screenshots/ with the browser tests (needs chromium)
+#   make messages              update django_gptimage/locale/*/django.po from the code (needs GNU gettext)
+#   make compilemessages       compile them into the django.mo files that are committed
 #
 # Each target creates its virtualenv on first use and reinstalls `-e .[test]` only when
 # pyproject.toml changes. Another interpreter needs its own virtualenv:
@@ -26,7 +28,7 @@ TYPECHECK_STAMP := $(VENV)/.installed-typecheck-from-pyproject
 DOCS_PORT ?= 8008
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint typecheck format demo docs docs-serve screenshots clean
+.PHONY: help install test lint typecheck format demo docs docs-serve screenshots messages compilemessages clean
 
 help:
 	@echo "make demo     run the example project (admin, RQ worker, embedded Redis) on PORT (default 8000)"
@@ -37,6 +39,8 @@ help:
 	@echo "make docs     build the documentation site into site/ (mkdocs --strict)"
 	@echo "make docs-serve  serve the documentation on http://127.0.0.1:$(DOCS_PORT)/"
 	@echo "make screenshots  retake the documentation's screenshots (the browser tests, docs=...)"
+	@echo "make messages  update the translation catalogs (django_gptimage/locale) from the code"
+	@echo "make compilemessages  compile the catalogs into the committed .mo files"
 	@echo "make install  only create $(VENV) and install -e '.[test]'"
 	@echo "make clean    remove $(VENV), the demo database/media/redis and caches"
 
@@ -102,6 +106,17 @@ docs-serve: $(DOCS_STAMP)
 screenshots: $(STAMP)
 	$(check_venv)
 	GPTIMAGE_DOCS_SCREENSHOTS=1 $(VENV_PYTHON) -m pytest tests/browser -q -p no:cacheprovider
+
+# Run inside the package so its locale/ is the one updated. Domain strings are marked with
+# gettext_noop (one of makemessages' xgettext keywords); the loopback server is not translated.
+LOCALES ?= de
+messages: $(STAMP)
+	cd django_gptimage && PYTHONPATH=.. DJANGO_SETTINGS_MODULE=tests.settings ../$(VENV_PYTHON) -m django \
+		makemessages $(foreach l,$(LOCALES),-l $(l)) --no-location --ignore 'testing/*'
+
+compilemessages: $(STAMP)
+	cd django_gptimage && PYTHONPATH=.. DJANGO_SETTINGS_MODULE=tests.settings ../$(VENV_PYTHON) -m django \
+		compilemessages
 
 demo: $(STAMP)
 	$(check_venv)

@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .conf import gptimage_settings
 from .domain.capabilities import MODES
-from .domain.errors import ErrorCode, error_info
+from .domain.errors import ErrorCode
 
 
 class ConfiguredStorage(Storage):
@@ -146,7 +146,11 @@ class ImageGeneration(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
     phase = models.CharField(max_length=12, choices=Phase.choices, default=Phase.QUEUED)
     error_code = models.CharField(max_length=32, choices=ErrorCodeChoices.choices, blank=True)
-    error_message = models.TextField(blank=True)
+    # The facts of the failure, not its words: rendered (and translated) when shown, see
+    # ``error_message`` and django_gptimage.messages.
+    error_detail = models.JSONField(
+        default=list, blank=True, help_text=_("The facts of the error (what the image service said, …).")
+    )
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
@@ -213,10 +217,17 @@ class ImageGeneration(models.Model):
         return self.status in FINISHED_STATUSES
 
     @property
+    def error_message(self) -> str:
+        """The error in the active language, from the code and the stored facts ("" without one)."""
+        from .messages import error_text
+
+        return error_text(self.error_code, self.error_detail) if self.error_code else ""
+
+    @property
     def editor_message(self) -> str:
         """What to tell the editor about the outcome, in one sentence."""
         if self.error_code:
-            return self.error_message or error_info(self.error_code).message
+            return self.error_message
         return str(self.get_phase_display()) if not self.is_finished else str(self.get_status_display())
 
 
@@ -271,7 +282,7 @@ class GenerationAttempt(models.Model):
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=32, blank=True, help_text=_("succeeded, or an error code."))
-    error_message = models.TextField(blank=True)
+    error_detail = models.JSONField(default=list, blank=True, help_text=_("The facts of the error."))
     provider_request_id = models.CharField(max_length=200, blank=True)
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     retry_after = models.FloatField(null=True, blank=True)
@@ -287,6 +298,14 @@ class GenerationAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number}: {self.outcome or 'running'}"
+
+    @property
+    def error_message(self) -> str:
+        """This attempt's error in the active language ("" for a success or a running one)."""
+        from .messages import error_text
+
+        code = self.outcome if self.outcome in ErrorCode._value2member_map_ else ""
+        return error_text(code, self.error_detail) if code or self.error_detail else ""
 
 
 class AppliedImage(models.Model):

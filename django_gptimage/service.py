@@ -40,6 +40,7 @@ from django_gptimage.inputs import InspectedUpload, as_upload_list, spool_upload
 from django_gptimage.jobs.queue import QueueUnavailable
 from django_gptimage.jobs.reaper import ReapReport, reap
 from django_gptimage.jobs.runner import RunOutcome, run_generation
+from django_gptimage.messages import error_text
 from django_gptimage.models import GeneratedImage, GenerationInput, ImageGeneration, Phase, Status
 from django_gptimage.permissions import check_permission
 from django_gptimage.presets import UnknownPreset, get_preset, list_presets
@@ -879,7 +880,7 @@ def cancel_generation(generation: ImageGeneration) -> ImageGeneration:
     )
     ImageGeneration.objects.filter(pk=generation.pk, status=Status.QUEUED).update(
         status=Status.CANCELED, phase=Phase.DONE, error_code=ErrorCode.CANCELED,
-        error_message=error_info(ErrorCode.CANCELED).message, finished_at=now, next_attempt_at=None,
+        error_detail=[], finished_at=now, next_attempt_at=None,
     )  # fmt: skip
     generation.refresh_from_db()
     if generation.status == Status.CANCELED:
@@ -912,13 +913,13 @@ def retry_generation(
         )
     rule = error_info(generation.error_code).retry if generation.error_code else RetryRule.NEVER
     if rule is RetryRule.NEVER:
-        raise GenerationNotRetryable(error_info(generation.error_code).message)
+        raise GenerationNotRetryable(error_text(generation.error_code))  # in the editor's language
     _ensure_queue_reachable(run_mode)
     with transaction.atomic():
         # The last attempt's error stays on its GenerationAttempt row; the record starts afresh.
         updated = ImageGeneration.objects.filter(pk=generation.pk, status=Status.FAILED).update(
             status=Status.QUEUED, phase=Phase.QUEUED, finished_at=None, next_attempt_at=None,
-            cancel_requested=False, error_code="", error_message="", updated_at=timezone.now(),
+            cancel_requested=False, error_code="", error_detail=[], updated_at=timezone.now(),
         )  # fmt: skip
         if updated:
             if not generation.metadata.get("spooled"):  # a store-only retry was paid for already

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django_gptimage.conf import gptimage_settings
 from django_gptimage.domain.errors import RetryRule, error_info
 from django_gptimage.domain.next_steps import NextAction, NextStep, next_step
+from django_gptimage.messages import error_rendered, translated
 from django_gptimage.models import GeneratedImage, ImageGeneration, Status, get_storage
 from django_gptimage.options import CURRENCY, format_cost
 
@@ -69,10 +70,10 @@ def status_line(generation: ImageGeneration) -> str:
             "took": _duration(took),
         }
     if g.status == Status.FAILED:
-        message = error_info(g.error_code).message if g.error_code else g.editor_message
+        message = error_rendered(g.error_code, g.error_detail).message if g.error_code else g.editor_message
         return _("Failed: %(message)s") % {"message": message}
     if g.status == Status.CANCELED:
-        return _("Canceled: %(message)s") % {"message": g.error_message or g.editor_message}
+        return _("Canceled: %(message)s") % {"message": g.editor_message}
     if g.status == Status.QUEUED and g.next_attempt_at:
         wait = max(0, round((g.next_attempt_at - timezone.now()).total_seconds()))
         return _("Retrying in %(wait)d s (attempt %(next)d of %(max)d)") % {
@@ -107,15 +108,6 @@ def cost_billing(generation: ImageGeneration) -> tuple[str, str]:
     return "estimate", _("%(cost)s (estimate)") % {"cost": estimate}
 
 
-def _detail(recorded: str, message: str) -> str:
-    """The part of the recorded error message that the code's own message does not say."""
-    if recorded.startswith(message):
-        recorded = recorded[len(message) :].strip()
-        if recorded.startswith("(") and recorded.endswith(")"):
-            recorded = recorded[1:-1]
-    return recorded.strip()
-
-
 def _elapsed(generation: ImageGeneration) -> float:
     start = generation.started_at or generation.created_at
     end = generation.finished_at or timezone.now()
@@ -144,12 +136,14 @@ def generation_status(generation: ImageGeneration) -> dict[str, Any]:
         retryable = g.status == Status.FAILED and info.retry is not RetryRule.NEVER
         if not final:  # the last attempt failed and the runner tries again by itself
             step = NextStep(NextAction.WAIT, _("It will be tried again automatically."))
+        words = error_rendered(g.error_code, g.error_detail)  # in the active language
         error = {
             "code": str(g.error_code),
-            "message": info.message,  # the code's own editor message
-            "detail": _detail(g.error_message, info.message),  # what the service said, if more
+            "message": words.message,  # the code's own editor message (or a headline saying more)
+            "detail": words.detail,  # the facts: what the service said, the host, the wait...
+            "text": words.text,  # both as one message
             "next_action": str(step.action),
-            "next_step": step.text,
+            "next_step": translated(step.text),
             "retryable": retryable,
             "maybe_billed": info.maybe_billed,
         }

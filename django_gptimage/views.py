@@ -21,7 +21,7 @@ VIEW_PERMISSION = "django_gptimage.view_imagegeneration"
 
 # Only what generation_status() reads: the large text and JSON columns stay in the database.
 STATUS_FIELDS = (
-    "id", "status", "phase", "error_code", "error_message", "attempts", "next_attempt_at", "created_at",
+    "id", "status", "phase", "error_code", "error_detail", "attempts", "next_attempt_at", "created_at",
     "started_at", "finished_at", "preview", "cancel_requested", "estimated_cost", "actual_cost", "model",
     "mode", "ratio", "tier", "size", "width", "height", "quality", "output_format", "background", "n",
     "requested_by_id", "provider",

@@ -277,10 +277,12 @@ def test_no_key_fragment_on_the_record_or_the_cli_json(
     from django_gptimage.models import ImageGeneration
 
     generation = ImageGeneration.objects.get(pk=record["id"])
-    attempts = list(
-        GenerationAttempt.objects.filter(generation=generation).values_list("error_message", flat=True)
-    )
-    everywhere = " ".join([out.getvalue(), err.getvalue(), caplog.text, generation.error_message, *attempts])
+    attempts = list(GenerationAttempt.objects.filter(generation=generation))
+    # The stored facts themselves (raw JSON), and the messages rendered from them.
+    stored = [json.dumps(generation.error_detail), *(json.dumps(a.error_detail) for a in attempts)]
+    rendered = [generation.error_message, *(a.error_message for a in attempts)]
+    assert "rejected" in generation.error_message  # the service's words are kept, the key is not
+    everywhere = " ".join([out.getvalue(), err.getvalue(), caplog.text, *stored, *rendered])
     for start in range(len(key) - 7):
         assert key[start : start + 8] not in everywhere
 

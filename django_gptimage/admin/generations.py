@@ -193,7 +193,7 @@ class ImageGenerationAdmin(HistoryActionsMixin, workspace.GenerationWorkspaceMix
         return (
             super()
             .get_queryset(request)
-            .defer("usage", "metadata", "error_message", "spool_dir")
+            .defer("usage", "metadata", "spool_dir")  # error_detail is small and the status line reads it
             .prefetch_related(Prefetch("images", queryset=images))
         )
 

@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .i18n import gettext_noop
+
 
 class ErrorCode(StrEnum):
     INVALID_PARAMETERS = "invalid_parameters"
@@ -78,93 +80,113 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
     for info in (
         ErrorInfo(
             ErrorCode.INVALID_PARAMETERS,
-            "The request was refused because some settings do not fit together. Nothing was sent or billed.",
+            gettext_noop(
+                "The request was refused because some settings do not fit together. Nothing was sent or billed."
+            ),
             RetryRule.NEVER,
             refund=RefundRule.NOT_RESERVED,
         ),
         ErrorInfo(
             ErrorCode.ACCESS_DENIED,
-            "This is not unlocked for your account's plan. Nothing was sent or billed.",
+            gettext_noop("This is not unlocked for your account's plan. Nothing was sent or billed."),
             RetryRule.NEVER,
             refund=RefundRule.NOT_RESERVED,
         ),
         ErrorInfo(
             ErrorCode.INSUFFICIENT_CREDITS,
-            "There are not enough credits left for this generation. Nothing was sent or billed.",
+            gettext_noop(
+                "There are not enough credits left for this generation. Nothing was sent or billed."
+            ),
             RetryRule.NEVER,
             refund=RefundRule.NOT_RESERVED,
         ),
         ErrorInfo(
             ErrorCode.SPEND_CAP_REACHED,
-            "This generation would go over the daily or monthly spending limit set for this site. "
-            "Nothing was sent or billed.",
+            gettext_noop(
+                "This generation would go over the daily or monthly spending limit set for this site. "
+                "Nothing was sent or billed."
+            ),
             RetryRule.NEVER,
             refund=RefundRule.NOT_RESERVED,
         ),
         ErrorInfo(
             ErrorCode.AUTH_FAILED,
-            "The image service rejected the site's API credentials (wrong key, or the organization "
-            "is not verified for this model). An administrator has to fix the configuration.",
+            gettext_noop(
+                "The image service rejected the site's API credentials (wrong key, or the organization "
+                "is not verified for this model). An administrator has to fix the configuration."
+            ),
             RetryRule.NEVER,
         ),
         ErrorInfo(
             ErrorCode.MODERATION_BLOCKED,
-            "The image service's safety system refused this prompt or image. Rephrase it and try again.",
+            gettext_noop(
+                "The image service's safety system refused this prompt or image. Rephrase it and try again."
+            ),
             RetryRule.NEVER,
         ),
         ErrorInfo(
             ErrorCode.RATE_LIMITED,
-            "The image service is busy with too many requests from this site.",
+            gettext_noop("The image service is busy with too many requests from this site."),
             RetryRule.BACKOFF,
         ),
         ErrorInfo(
             ErrorCode.QUOTA_EXCEEDED,
-            "The site's OpenAI account has run out of quota or billing credit. An administrator has to "
-            "top it up; retrying will not help.",
+            gettext_noop(
+                "The site's OpenAI account has run out of quota or billing credit. An administrator has to "
+                "top it up; retrying will not help."
+            ),
             RetryRule.NEVER,
         ),
         ErrorInfo(
             ErrorCode.TIMEOUT,
-            "The image service did not answer in time, or the connection dropped before it did. "
-            "The request may still have been billed.",
+            gettext_noop(
+                "The image service did not answer in time, or the connection dropped before it did. "
+                "The request may still have been billed."
+            ),
             RetryRule.IF_CONFIGURED,
             maybe_billed=True,
             refund=RefundRule.IF_CONFIGURED,
         ),
         ErrorInfo(
             ErrorCode.PROVIDER_ERROR,
-            "The image service had an internal error or is overloaded.",
+            gettext_noop("The image service had an internal error or is overloaded."),
             RetryRule.BACKOFF,
         ),
         ErrorInfo(
             ErrorCode.BAD_RESPONSE,
-            "The image service sent back something that is not a usable image (cut off, malformed, "
-            "or the wrong size).",
+            gettext_noop(
+                "The image service sent back something that is not a usable image (cut off, malformed, "
+                "or the wrong size)."
+            ),
             RetryRule.NEVER,
             maybe_billed=True,
             refund=RefundRule.IF_CONFIGURED,
         ),
         ErrorInfo(
             ErrorCode.STORAGE_ERROR,
-            "The images could not be saved to (or read from) storage. Anything already generated has "
-            "been kept; retrying saves it again without generating (or paying) twice.",
+            gettext_noop(
+                "The images could not be saved to (or read from) storage. Anything already generated has "
+                "been kept; retrying saves it again without generating (or paying) twice."
+            ),
             RetryRule.STORE_ONLY,
             refund=RefundRule.IF_DELIVERED,
         ),
         ErrorInfo(
             ErrorCode.CONFIGURATION_ERROR,
-            "The site's image generation settings are incomplete or wrong. An administrator has to fix them.",
+            gettext_noop(
+                "The site's image generation settings are incomplete or wrong. An administrator has to fix them."
+            ),
             RetryRule.NEVER,
         ),
         ErrorInfo(
             ErrorCode.CANCELED,
-            "The generation was canceled.",
+            gettext_noop("The generation was canceled."),
             RetryRule.NEVER,
             refund=RefundRule.IF_DELIVERED,
         ),
         ErrorInfo(
             ErrorCode.ABANDONED,
-            "The worker running this generation stopped before it finished (restart or crash).",
+            gettext_noop("The worker running this generation stopped before it finished (restart or crash)."),
             RetryRule.IF_CONFIGURED,
             maybe_billed=True,
             refund=RefundRule.IF_CONFIGURED,

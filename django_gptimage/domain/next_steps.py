@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from .errors import ErrorCode, RetryRule, error_info
+from .i18n import gettext_noop
 
 
 class NextAction(StrEnum):
@@ -31,41 +32,56 @@ class NextStep:
 
 _STEPS: dict[ErrorCode, NextStep] = {
     ErrorCode.INVALID_PARAMETERS: NextStep(
-        NextAction.CHANGE_SETTINGS, "Change the settings that do not fit together and generate again."
+        NextAction.CHANGE_SETTINGS,
+        gettext_noop("Change the settings that do not fit together and generate again."),
     ),
     ErrorCode.ACCESS_DENIED: NextStep(
-        NextAction.SMALLER_TIER, "Choose a resolution your account has unlocked (1K), or ask for an upgrade."
+        NextAction.SMALLER_TIER,
+        gettext_noop("Choose a resolution your account has unlocked (1K), or ask for an upgrade."),
     ),
     ErrorCode.INSUFFICIENT_CREDITS: NextStep(
-        NextAction.ASK_ADMIN, "Ask an administrator for more credits, or choose a smaller or cheaper image."
+        NextAction.ASK_ADMIN,
+        gettext_noop("Ask an administrator for more credits, or choose a smaller or cheaper image."),
     ),
     ErrorCode.SPEND_CAP_REACHED: NextStep(
         NextAction.ASK_ADMIN,
-        "Wait until the limit renews, choose a smaller or cheaper image, or ask an administrator.",
+        gettext_noop(
+            "Wait until the limit renews, choose a smaller or cheaper image, or ask an administrator."
+        ),
     ),
     ErrorCode.AUTH_FAILED: NextStep(
-        NextAction.ASK_ADMIN, "Ask an administrator to check the site's OpenAI API key and organization."
+        NextAction.ASK_ADMIN,
+        gettext_noop("Ask an administrator to check the site's OpenAI API key and organization."),
     ),
     ErrorCode.MODERATION_BLOCKED: NextStep(
-        NextAction.REPHRASE, "Rephrase the prompt (or use another input image) and generate again."
+        NextAction.REPHRASE,
+        gettext_noop("Rephrase the prompt (or use another input image) and generate again."),
     ),
-    ErrorCode.RATE_LIMITED: NextStep(NextAction.RETRY, "Retry in a minute or two."),
+    ErrorCode.RATE_LIMITED: NextStep(NextAction.RETRY, gettext_noop("Retry in a minute or two.")),
     ErrorCode.QUOTA_EXCEEDED: NextStep(
-        NextAction.ASK_ADMIN, "Ask an administrator to top up the site's OpenAI quota or billing credit."
+        NextAction.ASK_ADMIN,
+        gettext_noop("Ask an administrator to top up the site's OpenAI quota or billing credit."),
     ),
     ErrorCode.TIMEOUT: NextStep(
-        NextAction.RETRY, "Retry, or choose a lower quality or a smaller tier, which finish sooner."
+        NextAction.RETRY,
+        gettext_noop("Retry, or choose a lower quality or a smaller tier, which finish sooner."),
     ),
-    ErrorCode.PROVIDER_ERROR: NextStep(NextAction.RETRY, "Retry in a few minutes."),
-    ErrorCode.BAD_RESPONSE: NextStep(NextAction.REGENERATE, "Generate again; this result cannot be used."),
+    ErrorCode.PROVIDER_ERROR: NextStep(NextAction.RETRY, gettext_noop("Retry in a few minutes.")),
+    ErrorCode.BAD_RESPONSE: NextStep(
+        NextAction.REGENERATE, gettext_noop("Generate again; this result cannot be used.")
+    ),
     ErrorCode.STORAGE_ERROR: NextStep(
-        NextAction.RETRY, "Retry once storage works again: the kept images are saved without paying twice."
+        NextAction.RETRY,
+        gettext_noop("Retry once storage works again: the kept images are saved without paying twice."),
     ),
     ErrorCode.CONFIGURATION_ERROR: NextStep(
-        NextAction.ASK_ADMIN, "Ask an administrator to fix the site's image generation settings."
+        NextAction.ASK_ADMIN,
+        gettext_noop("Ask an administrator to fix the site's image generation settings."),
     ),
-    ErrorCode.CANCELED: NextStep(NextAction.REGENERATE, "Duplicate it to run it again."),
-    ErrorCode.ABANDONED: NextStep(NextAction.RETRY, "Retry; the worker stopped before it finished."),
+    ErrorCode.CANCELED: NextStep(NextAction.REGENERATE, gettext_noop("Duplicate it to run it again.")),
+    ErrorCode.ABANDONED: NextStep(
+        NextAction.RETRY, gettext_noop("Retry; the worker stopped before it finished.")
+    ),
 }
 
 
@@ -75,5 +91,7 @@ def next_step(code: str | ErrorCode) -> NextStep:
     if step is None:
         return NextStep(NextAction.NONE, "")
     if step.action is NextAction.RETRY and error_info(code).retry is RetryRule.NEVER:
-        return NextStep(NextAction.REGENERATE, "Generate again.")  # guards a table edit gone wrong
+        return NextStep(
+            NextAction.REGENERATE, gettext_noop("Generate again.")
+        )  # guards a table edit gone wrong
     return step

@@ -307,12 +307,13 @@ def _stopped_while_queued(generation_id: str) -> None:
     """RQ's stop-job reached a job that waited for its retry: the record ends as canceled."""
     from django.utils import timezone
 
-    from django_gptimage.domain.errors import ErrorCode, error_info
+    from django_gptimage.domain.errors import ErrorCode
+    from django_gptimage.domain.messages import part
     from django_gptimage.models import ImageGeneration, Phase, Status
 
     ImageGeneration.objects.filter(pk=generation_id, status=Status.QUEUED).update(
         status=Status.CANCELED, phase=Phase.DONE, error_code=ErrorCode.CANCELED, next_attempt_at=None,
-        error_message=f"{error_info(ErrorCode.CANCELED).message} (stopped by RQ's stop-job command)",
+        error_detail=[part("stopped_by_rq")],
         finished_at=timezone.now(), updated_at=timezone.now(),
     )  # fmt: skip
 

@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from django_gptimage.conf import gptimage_settings
 from django_gptimage.domain.errors import ErrorCode
+from django_gptimage.domain.messages import part
 
 if TYPE_CHECKING:
     from django_gptimage.jobs.runner import RunOutcome
@@ -363,7 +364,7 @@ def wait_turn(
         info["waited"] = round(info.get("waited", 0.0) + waited, 3)
         fields: dict[str, Any] = {"metadata": {**generation.metadata, "rate_limit_wait": info}}
         if info.pop("message", False):  # "goes out in about 40 s" is over: it goes out now
-            fields.update(error_code="", error_message="")
+            fields.update(error_code="", error_detail=[])
         _update(generation, **fields)
     return None
 
@@ -417,12 +418,11 @@ def _sleep(generation: ImageGeneration, attempt: GenerationAttempt, seconds: flo
         time.sleep(min(left, CANCEL_POLL))
         if ImageGeneration.objects.filter(pk=generation.pk, cancel_requested=True).exists():
             generation.cancel_requested = True
-            return _finish(generation, attempt, Status.CANCELED, ErrorCode.CANCELED, "before it was sent")
+            return _finish(generation, attempt, Status.CANCELED, ErrorCode.CANCELED, [part("before_sent")])
     return None
 
 
 def _requeue(generation: ImageGeneration, attempt: GenerationAttempt, turn: Turn) -> RunOutcome:
-    from django_gptimage.domain.errors import error_info
     from django_gptimage.jobs.runner import RunOutcome, _update
     from django_gptimage.models import Phase, Status
 
@@ -432,9 +432,7 @@ def _requeue(generation: ImageGeneration, attempt: GenerationAttempt, turn: Turn
     info["times"] = info.get("times", 0) + 1
     info["message"] = True  # the waiting message below is cleared when the request goes out
     info["waited"] = round(info.get("waited", 0.0) + delay, 3)
-    about = f"{turn.wait:.0f} s" if turn.wait < 120 else f"{turn.wait / 60:.0f} min"
     paused = turn.backoff_ms > turn.at_ms - round(turn.wait * 1000)  # the provider asked for a pause
-    why = "the image service asked this site to slow down" if paused else "the site's rate limit"
     _update(
         generation,
         status=Status.QUEUED,
@@ -443,10 +441,7 @@ def _requeue(generation: ImageGeneration, attempt: GenerationAttempt, turn: Turn
         worker="",
         next_attempt_at=timezone.now() + timedelta(seconds=delay),
         error_code=ErrorCode.RATE_LIMITED,
-        error_message=(
-            f"{error_info(ErrorCode.RATE_LIMITED).message} Waiting for its turn ({why}): it goes out in "
-            f"about {about}. Nothing has been sent or billed for it yet."
-        ),
+        error_detail=[part("rate_wait_provider" if paused else "rate_wait_site", wait=round(turn.wait, 1))],
         metadata={**generation.metadata, "rate_limit_wait": info},
     )
     attempt.delete()

@@ -28,7 +28,8 @@ from django.utils import timezone
 
 from django_gptimage.access import credits
 from django_gptimage.conf import gptimage_settings
-from django_gptimage.domain.errors import ErrorCode, error_info
+from django_gptimage.domain.errors import ErrorCode
+from django_gptimage.domain.messages import part
 from django_gptimage.domain.retry import retry_delay
 from django_gptimage.jobs import leftovers
 from django_gptimage.jobs.runner import retry_options
@@ -108,19 +109,19 @@ def _abandon(generation: ImageGeneration, report: ReapReport, *, dry_run: bool) 
     if dry_run:
         (report.requeued if delay is not None else report.abandoned).append(str(generation.pk))
         return
-    info = error_info(ErrorCode.ABANDONED)
     now = timezone.now()
+    # The facts; the words (the abandoned message and what happens next) are chosen when shown.
     if store_only:
-        message = (
-            f"{info.message} The images had already arrived and are kept; "
-            + ("they will be saved again without generating (or paying) twice." if delay is not None
-               else "retry to save them without generating (or paying) twice.")
-        )  # fmt: skip
+        # Its code is storage_error (what a retry does): the fact says what really happened.
+        detail = [
+            part("worker_stopped"),
+            part("abandoned_kept_requeued" if delay is not None else "abandoned_kept"),
+        ]
     elif delay is not None:
-        message = f"{info.message} It will be tried again (this may be billed twice)."
+        detail = [part("abandoned_requeued")]
     else:
-        message = info.message
-    fields: dict[str, Any] = {"worker": "", "phase": Phase.DONE, "error_message": message}
+        detail = []
+    fields: dict[str, Any] = {"worker": "", "phase": Phase.DONE, "error_detail": detail}
     if delay is None:  # its previews go with the end (no longer shown); not its spool, see below
         fields.update(status=Status.FAILED, error_code=code, finished_at=now, preview="")
     else:
@@ -138,7 +139,7 @@ def _abandon(generation: ImageGeneration, report: ReapReport, *, dry_run: bool) 
             return
         # The lost call may have been charged; with images in the spool it certainly was (once).
         GenerationAttempt.objects.filter(generation=generation, finished_at__isnull=True).update(
-            finished_at=now, outcome=ErrorCode.ABANDONED, error_message=info.message, maybe_billed=True,
+            finished_at=now, outcome=ErrorCode.ABANDONED, error_detail=[], maybe_billed=True,
             will_retry=delay is not None,
         )  # fmt: skip
         if delay is None:  # finished: its reservation is settled with it (a requeued one keeps it)

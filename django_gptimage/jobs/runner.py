@@ -28,6 +28,7 @@ from django_gptimage.access import credits
 from django_gptimage.conf import gptimage_settings
 from django_gptimage.domain.capabilities import get_capabilities
 from django_gptimage.domain.errors import ErrorCode, RetryRule, error_info
+from django_gptimage.domain.messages import TEMPLATES, Part, part, said
 from django_gptimage.domain.pricing import actual_cost
 from django_gptimage.domain.retry import RetryOptions, retry_delay
 from django_gptimage.jobs import leftovers, liveness, ratelimit, staging
@@ -41,7 +42,8 @@ logger = logging.getLogger("django_gptimage")
 
 HEARTBEAT_INTERVAL = 15.0
 SCHEDULE_SKEW = timedelta(seconds=2)
-LATE_NOTE = "The answer arrived after the reaper had taken the record back; its images were kept."
+# What an attempt whose late answer was kept says (rendered from the "late_result" template).
+LATE_NOTE = TEMPLATES["late_result"].text
 PROGRESS_PHASES = {"sending": Phase.SENDING, "waiting": Phase.WAITING, "receiving": Phase.RECEIVING}
 
 
@@ -154,7 +156,7 @@ def claim(generation_id: Any, worker: str) -> ImageGeneration | None:
     now = timezone.now()
     canceled = ImageGeneration.objects.filter(pk=generation_id, status=Status.QUEUED, cancel_requested=True).update(
         status=Status.CANCELED, phase=Phase.DONE, error_code=ErrorCode.CANCELED, finished_at=now,
-        error_message=error_info(ErrorCode.CANCELED).message,
+        error_detail=[],
     )  # fmt: skip
     if canceled:
         credits.settle(ImageGeneration.objects.get(pk=generation_id))
@@ -209,7 +211,7 @@ def run_generation(generation_id: Any, *, worker: str | None = None) -> RunOutco
         # an attempt it has not seen yet is closed here.
         GenerationAttempt.objects.filter(pk=attempt.pk, finished_at__isnull=True).update(
             finished_at=timezone.now(), outcome=ErrorCode.ABANDONED, maybe_billed=True,
-            error_message="The record was taken over by the reaper.",
+            error_detail=[part("taken_over")],
         )  # fmt: skip
         return RunOutcome(ImageGeneration.objects.filter(pk=generation.pk).first() or generation)
     finally:
@@ -303,7 +305,7 @@ def _call_provider(generation: ImageGeneration, attempt: GenerationAttempt) -> R
     try:
         request = _provider_request(generation)
     except OSError as exc:  # an input image could not be read back from storage
-        detail = f"reading the input images: {_storage_detail(exc)}"
+        detail = part("reading_inputs", text=_storage_detail(exc))
         return _failed(generation, attempt, ProviderError(ErrorCode.STORAGE_ERROR, detail))
     if (waiting := ratelimit.wait_turn(generation, attempt, provider)) is not None:
         return waiting  # a long wait for the shared rate limit: queued again, not an attempt
@@ -316,14 +318,12 @@ def _call_provider(generation: ImageGeneration, attempt: GenerationAttempt) -> R
         # RQ's JOB_TIMEOUT ran out mid-call: the request may have been billed, so this is a
         # timeout (retried only with RETRY_ON_TIMEOUT), never a silently retried provider error.
         shutil.rmtree(spool_dir, ignore_errors=True)
-        detail = f"the job ran longer than JOB_TIMEOUT ({gptimage_settings.JOB_TIMEOUT} s)"
+        detail = part("job_timeout", seconds=gptimage_settings.JOB_TIMEOUT)
         return _failed(generation, attempt, ProviderError(ErrorCode.TIMEOUT, detail))
     except JobStopped:
         # RQ's stop-job command before the request went out: nothing sent, nothing billed.
         shutil.rmtree(spool_dir, ignore_errors=True)
-        return _finish(
-            generation, attempt, Status.CANCELED, ErrorCode.CANCELED, "stopped by RQ's stop-job command"
-        )
+        return _finish(generation, attempt, Status.CANCELED, ErrorCode.CANCELED, [part("stopped_by_rq")])
     except ClaimLost:
         raise
     except Exception as exc:  # noqa: BLE001 - an unexpected bug must still end the record
@@ -331,9 +331,7 @@ def _call_provider(generation: ImageGeneration, attempt: GenerationAttempt) -> R
         shutil.rmtree(spool_dir, ignore_errors=True)
         # The request may have gone out before the crash: record it as maybe billed and leave
         # the decision to retry to a person instead of retrying a bug automatically.
-        crash = ProviderError(
-            ErrorCode.PROVIDER_ERROR, f"unexpected {exc.__class__.__name__}; not retried automatically"
-        )
+        crash = ProviderError(ErrorCode.PROVIDER_ERROR, part("unexpected", exception=exc.__class__.__name__))
         attempt.maybe_billed = getattr(provider, "billable", True)
         return _failed(generation, attempt, crash, retry=False)
     return _received(generation, attempt, result, spool_dir, billable=getattr(provider, "billable", True))
@@ -443,7 +441,7 @@ def _adopt_late(generation: ImageGeneration, fields: dict[str, Any]) -> bool:
     fields = {**fields, "metadata": {**fields["metadata"], "late_result": late}}
     claim_again = {
         "status": Status.RUNNING, "phase": Phase.RECEIVING, "worker": generation.worker, "heartbeat_at": now,
-        "finished_at": None, "next_attempt_at": None, "error_code": "", "error_message": "",
+        "finished_at": None, "next_attempt_at": None, "error_code": "", "error_detail": [],
     }  # fmt: skip
     adopted = (
         ImageGeneration.objects.filter(
@@ -481,7 +479,7 @@ def _store(
         _discard_spool(generation)
         return _finish(generation, attempt, Status.CANCELED, ErrorCode.CANCELED)
 
-    problems: list[str] = []
+    problems: list[Part] = []
     checked = []
     for item in spooled:
         if not os.path.exists(item["path"]) and (fetched := staging.fetch(generation.pk, item)):
@@ -490,25 +488,35 @@ def _store(
             image = check_image(item["path"])
         except FileNotFoundError:
             return _finish(
-                generation, attempt, Status.FAILED, ErrorCode.STORAGE_ERROR, "the kept image file is gone"
+                generation, attempt, Status.FAILED, ErrorCode.STORAGE_ERROR, [part("kept_image_gone")]
             )
         except ImageCheckError as exc:
-            problems.append(f"image {item['index'] + 1}: {exc}")
+            problems.append(part("image_unusable", index=item["index"] + 1, text=str(exc)))
             continue
         except OSError as exc:  # the spool itself is unreadable: keep it, a retry may work
             return _finish(
-                generation, attempt, Status.FAILED, ErrorCode.STORAGE_ERROR, exc.__class__.__name__
+                generation, attempt, Status.FAILED, ErrorCode.STORAGE_ERROR, [said(exc.__class__.__name__)]
             )
         if image.format != generation.output_format:
-            problems.append(f"image {item['index'] + 1} is {image.format}, not {generation.output_format}")
+            problems.append(
+                part(
+                    "image_mismatch",
+                    index=item["index"] + 1,
+                    got=image.format,
+                    wanted=generation.output_format,
+                )
+            )
         if generation.width and (image.width, image.height) != (generation.width, generation.height):
             problems.append(
-                f"image {item['index'] + 1} is {image.width}x{image.height}, not {generation.width}x{generation.height}"
-            )
+                part(
+                    "image_mismatch", index=item["index"] + 1, got=f"{image.width}x{image.height}",
+                    wanted=f"{generation.width}x{generation.height}",
+                )
+            )  # fmt: skip
         checked.append((item, image))
     if not checked:  # nothing usable came back: there is nothing to keep
         _discard_spool(generation)
-        return _finish(generation, attempt, Status.FAILED, ErrorCode.BAD_RESPONSE, "; ".join(problems))
+        return _finish(generation, attempt, Status.FAILED, ErrorCode.BAD_RESPONSE, problems)
 
     try:
         for item, image in checked:
@@ -537,10 +545,10 @@ def _store(
 
     _discard_spool(generation)
     if generation.cancel_requested:
-        return _finish(generation, attempt, Status.CANCELED, ErrorCode.CANCELED, "the images were kept")
+        return _finish(generation, attempt, Status.CANCELED, ErrorCode.CANCELED, [part("images_kept")])
     if problems:
         # Paid-for images are kept and shown, but the outcome is not what was asked for.
-        return _finish(generation, attempt, Status.FAILED, ErrorCode.BAD_RESPONSE, "; ".join(problems))
+        return _finish(generation, attempt, Status.FAILED, ErrorCode.BAD_RESPONSE, problems)
     return _finish(generation, attempt, Status.SUCCEEDED)
 
 
@@ -578,15 +586,14 @@ def _failed(
         generation.provider_request_id = error.request_id
     generation.refresh_from_db(fields=["cancel_requested"])
     if delay is None or generation.cancel_requested:
-        detail = error.detail
+        parts = list(error.parts)
         if retry and not generation.cancel_requested and error_info(error.code).retry is RetryRule.BACKOFF:
-            why = (
-                f"Retry-After of {error.retry_after:.0f} s is longer than RETRY_AFTER_MAX"
+            parts.append(
+                part("retry_after_too_long", seconds=round(error.retry_after))
                 if error.retry_after is not None and error.retry_after > options.retry_after_max
-                else f"gave up after {generation.attempts} attempt{'' if generation.attempts == 1 else 's'}"
+                else part("gave_up", count=generation.attempts)
             )
-            detail = f"{detail}; {why}" if detail else why
-        return _finish(generation, attempt, Status.FAILED, error.code, detail, summary=error.summary)
+        return _finish(generation, attempt, Status.FAILED, error.code, parts)
     attempt.will_retry = True
     # One transaction: a reader never sees the record queued for a retry while its attempt is
     # still open. The record first: if the claim is gone, this attempt's verdict is not ours.
@@ -596,19 +603,21 @@ def _failed(
             status=Status.QUEUED,
             phase=Phase.QUEUED,
             error_code=error.code,
-            error_message=f"{error.message} Next attempt in {delay:.0f} s.",
+            error_detail=[*error.parts, part("next_attempt", seconds=round(delay))],
             next_attempt_at=timezone.now() + timedelta(seconds=delay),
             provider_request_id=generation.provider_request_id,
             worker="",
         )
-        _end_attempt(attempt, error.code, f"{error.message} Next attempt in {delay:.0f} s.")
+        _end_attempt(attempt, error.code, generation.error_detail)
     return RunOutcome(generation, retry_in=delay)
 
 
-def _end_attempt(attempt: GenerationAttempt, outcome: str, message: str = "", at: Any = None) -> None:
+def _end_attempt(
+    attempt: GenerationAttempt, outcome: str, detail: list[Part] | None = None, at: Any = None
+) -> None:
     attempt.finished_at = at or timezone.now()
     attempt.outcome = outcome
-    attempt.error_message = message
+    attempt.error_detail = list(detail or [])
     attempt.save()
 
 
@@ -617,13 +626,10 @@ def _finish(
     attempt: GenerationAttempt,
     status: str,
     code: ErrorCode | None = None,
-    detail: str = "",
-    *,
-    summary: str | None = None,
+    detail: list[Part] | None = None,
 ) -> RunOutcome:
-    message = ""
-    if code is not None:  # ``summary``: a first sentence that says more than the code's own
-        message = (summary or error_info(code).message) + (f" ({detail})" if detail else "")
+    # The facts only: the words are chosen (and translated) when the record is shown.
+    detail = list(detail or []) if code is not None else []
     now = timezone.now()
     with transaction.atomic():  # record and attempt end together, record first, as in _failed
         _update(
@@ -631,12 +637,12 @@ def _finish(
             status=status,
             phase=Phase.DONE,
             error_code=code or "",
-            error_message=message,
+            error_detail=detail,
             finished_at=now,
             provider_request_id=generation.provider_request_id,
         )
         late = (generation.metadata or {}).get("late_result") or {}
-        note = LATE_NOTE if late.get("attempt") == attempt.number and not message else message
+        note = [part("late_result")] if late.get("attempt") == attempt.number and not detail else detail
         _end_attempt(attempt, str(code or Status.SUCCEEDED), note, at=now)
         credits.settle(generation)  # capture or refund its reservation, once, with the outcome
     pk = generation.pk

@@ -17,7 +17,8 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from django_gptimage.domain.errors import ErrorCode, error_info
+from django_gptimage.domain.errors import ErrorCode
+from django_gptimage.domain.messages import TEMPLATES, Part, Place, as_parts, render
 
 # progress(phase, data): "sending", "waiting", "receiving" (once each, in that order), "partial"
 # ({"path", "index"}) per streamed preview, and "tick" ({}) per chunk of a response body (no
@@ -76,23 +77,28 @@ class ProviderResult:
 
 
 class ProviderError(Exception):
-    """A failed provider call. ``str()`` is safe to show and store: it never carries secrets."""
+    """A failed provider call. ``str()`` is safe to show and store: it never carries secrets.
+
+    ``detail`` is the facts, as parts (see :mod:`django_gptimage.domain.messages`), so the record
+    keeps them and the words are chosen (and translated) when the message is shown; a plain
+    string is the image service's own words. ``headline`` is a part that replaces the code's
+    own first sentence when it says more (the host that could not be reached).
+    """
 
     def __init__(
         self,
         code: ErrorCode,
-        detail: str = "",
+        detail: str | Part | list[Part] = "",
         *,
         request_id: str | None = None,
         status: int | None = None,
         retry_after: float | None = None,
         provider_code: str | None = None,
         rate_limit: dict[str, str] | None = None,
-        summary: str | None = None,
+        headline: Part | None = None,
     ) -> None:
         self.code = ErrorCode(code)
-        self.summary = summary  # replaces the code's generic first sentence when it says more
-        self.detail = detail
+        self.parts: list[Part] = ([headline] if headline else []) + as_parts(detail)
         self.request_id = request_id
         self.status = status
         self.retry_after = retry_after
@@ -101,9 +107,20 @@ class ProviderError(Exception):
         super().__init__(self.message)
 
     @property
+    def facts(self) -> list[Part]:
+        """The parts without the headline: what a retry or a give-up adds to."""
+        return [
+            p for p in self.parts if TEMPLATES.get(p["key"], TEMPLATES["said"]).place is not Place.HEADLINE
+        ]
+
+    @property
+    def detail(self) -> str:
+        """The facts in English (logs, tests); editors see them rendered in their language."""
+        return render(self.code, self.facts).detail
+
+    @property
     def message(self) -> str:
-        base = self.summary or error_info(self.code).message
-        return f"{base} ({self.detail})" if self.detail else base
+        return render(self.code, self.parts).text
 
     def __repr__(self) -> str:
         return f"ProviderError({self.code.value!r}, status={self.status!r}, request_id={self.request_id!r})"

@@ -19,12 +19,14 @@ import logging
 import math
 import os
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from django_gptimage.domain.errors import ErrorCode
+from django_gptimage.domain.messages import Part, part, said
 
 from ._b64stream import JSONImageReader, StreamFormatError, placeholder_index
 from ._sse import SSEImageReader
@@ -171,7 +173,8 @@ class OpenAIProvider(Provider):
             try:
                 return self._send(http_request, request, spool_dir, report)
             except ProviderError as error:
-                error.detail = _shorten(self._scrub(error.detail), MAX_DETAIL)
+                # Every fact the record keeps is scrubbed first, then shortened (a cut key still leaks).
+                error.parts = [_scrub_part(p, self._scrub) for p in error.parts]
                 error.provider_code = (
                     _shorten(self._scrub(error.provider_code), 64) if error.provider_code else None
                 )
@@ -186,7 +189,7 @@ class OpenAIProvider(Provider):
         try:
             response = self._client.send(http_request, stream=True)
         except httpx.ConnectTimeout:
-            raise _unreachable(http_request, "timed out connecting") from None
+            raise _unreachable(http_request, part("connect_timeout")) from None
         except httpx.TimeoutException as exc:
             # Nothing was sent when waiting for a pooled connection timed out.
             code = ErrorCode.PROVIDER_ERROR if isinstance(exc, httpx.PoolTimeout) else ErrorCode.TIMEOUT
@@ -198,13 +201,12 @@ class OpenAIProvider(Provider):
             # The whole request went out and the connection died before an answer: OpenAI may
             # be generating (and billing) it anyway, so this is retried only like a timeout.
             raise ProviderError(
-                ErrorCode.TIMEOUT,
-                f"the connection was closed before an answer came ({exc.__class__.__name__})",
+                ErrorCode.TIMEOUT, part("connection_closed", exception=exc.__class__.__name__)
             ) from None
         except httpx.TransportError as exc:
             # Not connected, the request never fully left, a proxy refused it: nothing billed.
             raise ProviderError(
-                ErrorCode.PROVIDER_ERROR, f"connection failed: {exc.__class__.__name__}"
+                ErrorCode.PROVIDER_ERROR, part("connection_failed", exception=exc.__class__.__name__)
             ) from None
         try:
             request_id = response.headers.get("x-request-id")
@@ -221,7 +223,7 @@ class OpenAIProvider(Provider):
             if len(result.files) < request.n:
                 raise ProviderError(
                     ErrorCode.BAD_RESPONSE,
-                    f"asked for {request.n} image(s), received {len(result.files)}",
+                    part("too_few_images", asked=request.n, received=len(result.files)),
                     request_id=request_id,
                 )
             if len(result.files) > request.n:
@@ -236,13 +238,13 @@ class OpenAIProvider(Provider):
             encoding = response.headers.get("content-encoding", "")
             raise ProviderError(
                 ErrorCode.BAD_RESPONSE,
-                f"the response body could not be decoded as its Content-Encoding {encoding!r} says",
+                part("undecodable", encoding=encoding),
                 request_id=response.headers.get("x-request-id"),
             ) from None
         except (httpx.TransportError, httpx.StreamError) as exc:
             raise ProviderError(
                 ErrorCode.BAD_RESPONSE,
-                f"the response was cut off ({exc.__class__.__name__})",
+                part("cut_off", exception=exc.__class__.__name__),
                 request_id=response.headers.get("x-request-id"),
             ) from None
         finally:
@@ -276,14 +278,12 @@ class OpenAIProvider(Provider):
             raise
         data = document.get("data")
         if not isinstance(data, list) or not data:
-            raise ProviderError(ErrorCode.BAD_RESPONSE, "the response has no images", request_id=request_id)
+            raise ProviderError(ErrorCode.BAD_RESPONSE, part("no_images"), request_id=request_id)
         files = []
         for position, item in enumerate(data):
             index = placeholder_index(item.get("b64_json")) if isinstance(item, dict) else None
             if index is None or index >= len(reader.files):
-                raise ProviderError(
-                    ErrorCode.BAD_RESPONSE, "an image has no b64_json data", request_id=request_id
-                )
+                raise ProviderError(ErrorCode.BAD_RESPONSE, part("no_b64"), request_id=request_id)
             decoded = reader.files[index]
             files.append(ResultFile(position, decoded.path, decoded.size_bytes, decoded.sha256))
         return ProviderResult(
@@ -332,20 +332,21 @@ class OpenAIProvider(Provider):
         if not result.files:
             raise ProviderError(
                 ErrorCode.BAD_RESPONSE,
-                "the stream ended before the image was complete",
+                part("stream_ended"),
                 request_id=request_id,
             )
         return result
 
 
-def _timeout_detail(exc: httpx.TimeoutException) -> str:
-    kind = {
-        httpx.ConnectTimeout: "connecting",
-        httpx.ReadTimeout: "waiting for the response",
-        httpx.WriteTimeout: "sending the request",
-        httpx.PoolTimeout: "waiting for a free connection",
-    }.get(type(exc), "the request")
-    return f"timed out {kind}"
+def _timeout_detail(exc: httpx.TimeoutException) -> Part:
+    return part(
+        {
+            httpx.ConnectTimeout: "connect_timeout",
+            httpx.ReadTimeout: "timed_out_waiting",
+            httpx.WriteTimeout: "timed_out_sending",
+            httpx.PoolTimeout: "timed_out_pool",
+        }.get(type(exc), "timed_out")
+    )
 
 
 def _rate_limit_headers(response: httpx.Response) -> dict[str, str]:
@@ -402,27 +403,30 @@ def parse_retry_after(value: str, *, now: datetime | None = None) -> float | Non
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def _unreachable(http_request: httpx.Request, reason: str) -> ProviderError:
+def _unreachable(http_request: httpx.Request, reason: Part) -> ProviderError:
     url = http_request.url
     host = url.host + (f":{url.port}" if url.port else "")
-    return ProviderError(
-        ErrorCode.PROVIDER_ERROR,
-        reason,
-        summary=f"Could not reach the image service at {host}. Nothing was sent or billed.",
-    )
+    return ProviderError(ErrorCode.PROVIDER_ERROR, reason, headline=part("unreachable", host=host))
 
 
-def _connect_reason(exc: Exception) -> str:
+def _connect_reason(exc: Exception) -> Part:
     text = str(exc).lower()
     if "name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
-        return "the host name could not be resolved"
+        return part("host_unknown")
     if "refused" in text:
-        return "the connection was refused"
+        return part("connection_refused")
     if "certificate" in text or "ssl" in text:
-        return "the TLS handshake failed"
+        return part("tls_failed")
     if isinstance(exc, httpx.ProxyError):
-        return "the proxy refused the connection"
-    return f"the connection could not be made ({exc.__class__.__name__})"
+        return part("proxy_refused")
+    return part("connect_failed", exception=exc.__class__.__name__)
+
+
+def _scrub_part(p: Part, scrub: Callable[[str], str]) -> Part:
+    """``p`` with every text fact scrubbed of secrets, then shortened to what a record keeps."""
+    return {
+        k: _shorten(scrub(v), MAX_DETAIL) if isinstance(v, str) and k != "key" else v for k, v in p.items()
+    }
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -469,7 +473,8 @@ def _error_from_envelope(
     code = str(error.get("code") or "")
     kind = str(error.get("type") or "")
     # Not shortened here: generate() scrubs secrets first, then shortens (a cut key is still a leak).
-    detail = str(error.get("message") or (f"HTTP {status}" if status else "error event"))[:MAX_ERROR_BODY]
+    said_text = str(error.get("message") or "")[:MAX_ERROR_BODY]
+    detail = said_text  # matched below against the words that mean "refused for safety"
     # Reset headers come with every answer; they only mean "wait" on a 429 or 503.
     wait = retry_after(response) if response is not None and response.status_code in (429, 503) else None
     if (
@@ -491,9 +496,14 @@ def _error_from_envelope(
         mapped = ErrorCode.INVALID_PARAMETERS
     else:
         mapped = ErrorCode.PROVIDER_ERROR
+    # The service's own words are a fact (with its HTTP status); without any, the status is one.
+    if said_text:
+        fact = said(said_text, status=status) if status else said(said_text)
+    else:
+        fact = part("http_status", status=status) if status else part("error_event")
     return ProviderError(
         mapped,
-        detail,
+        fact,
         request_id=request_id,
         status=status,
         retry_after=wait,

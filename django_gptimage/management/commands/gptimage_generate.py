@@ -33,7 +33,8 @@ def generation_summary(generation: ImageGeneration) -> dict[str, Any]:
         "id": str(generation.pk),
         "status": generation.status,
         "error_code": generation.error_code or None,
-        "error_message": generation.error_message or None,
+        "error_message": generation.error_message or None,  # rendered in the active language
+        "error_detail": generation.error_detail or None,  # the facts behind it, for scripts
         "width": width,
         "height": height,
         "files": [image.file.name for image in images],

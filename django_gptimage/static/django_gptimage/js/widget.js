@@ -443,7 +443,7 @@
     if (s.error) {
       this.note(card, s.error.next_step || s.error.message, "error");
       var detail = card.querySelector('[data-role="detail"]');
-      detail.textContent = s.error.detail ? "The image service said: " + s.error.detail : "";
+      detail.textContent = s.error.detail || "";  // rendered (and translated) by the server
       detail.hidden = !s.error.detail;
       var label = STEP_BUTTONS[s.error.next_action];
       if (label) {
