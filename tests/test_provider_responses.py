@@ -189,6 +189,106 @@ def test_bulk_in_any_field_name(provider: Any, server: Any, spool: str, field: s
     assert len(result.files) == 1 and result.extra["ignored_bytes"] > 0
 
 
+# The same faults, streamed (PARTIAL_IMAGES: an event stream instead of one JSON document) ------------
+
+
+def test_streamed_extra_images_are_kept_not_dropped(provider: Any, server: Any, spool: str) -> None:
+    server.add_fault("extra_images", count=2)
+    result = provider.generate(text_request(n=1, partial_images=1), spool_dir=spool)
+    assert len(result.files) == 3 and result.extra["extra_images"] == 2
+    assert len({f.path for f in result.files}) == 3
+    assert all(os.path.getsize(f.path) == f.size_bytes > 0 for f in result.files)
+
+
+def test_a_streamed_bulky_field_before_the_type_keeps_the_paid_image(
+    provider: Any, server: Any, spool: str, caplog: Any
+) -> None:
+    bulk = 3 * 1024 * 1024
+    server.add_fault("bulky_field", count=bulk, field="unknown_debug_dump")
+    caplog.set_level(logging.WARNING, logger="django_gptimage")
+    result = provider.generate(text_request(partial_images=1), spool_dir=spool)
+    assert len(result.files) == 1 and result.files[0].size_bytes > 0
+    assert result.extra["ignored_bytes"] >= bulk
+    assert "streamed response" in caplog.text and "were not kept" in caplog.text
+    # The partial preview was handed over, then its spool file removed: only the result is left.
+    assert os.listdir(spool) == [os.path.basename(result.files[0].path)]
+
+
+def _stream_event(event: str, body: bytes) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + body + b"\n\n"
+
+
+@pytest.mark.parametrize("where", ["field_before_type", "no_colon_line", "event_name", "comment"])
+def test_sse_reader_memory_is_bounded_whatever_carries_bulk(tmp_path: Any, where: str) -> None:
+    """The stream parser alone, fed 48 MB of bulk in 256 KiB chunks: in a non-image field placed
+    before the event's type, in an overlong line that is no field, in the ``event:`` value, in a
+    comment. Memory stays near one chunk plus ``MAX_SKELETON``; the paid image is kept."""
+    import base64
+
+    from django_gptimage.providers._b64stream import MAX_SKELETON
+    from django_gptimage.providers._sse import MAX_EVENT_NAME, SSEImageReader
+
+    image = base64.b64encode(b"\x89PNG" + b"\0" * 1000)
+    bulk, chunk = 48 * 1024 * 1024, b"x" * (256 * 1024)
+    events: list[tuple[dict[str, Any], list[Any]]] = []
+    reader = SSEImageReader(lambda i: str(tmp_path / f"s-{i}.bin"), lambda e, d: events.append((e, d)))
+    heads = {
+        "field_before_type": b'event: image_generation.completed\ndata: {"dump":"',
+        "no_colon_line": b"",
+        "event_name": b"event: image_generation.completed",
+        "comment": b": ",
+    }
+    tails = {
+        "field_before_type": b'","type":"image_generation.completed","b64_json":"' + image + b'"}\n\n',
+        "no_colon_line": b"\n"
+        + _stream_event("image_generation.completed", b'{"b64_json":"' + image + b'"}'),
+        "event_name": b'\ndata: {"type":"image_generation.completed","b64_json":"' + image + b'"}\n\n',
+        "comment": b"\n" + _stream_event("image_generation.completed", b'{"b64_json":"' + image + b'"}'),
+    }
+    tracemalloc.start()
+    try:
+        reader.feed(heads[where])
+        for _ in range(bulk // len(chunk)):
+            reader.feed(chunk)
+        reader.feed(tails[where])
+        reader.close()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < MAX_SKELETON + 2 * len(chunk) + 512 * 1024, (
+        f"peak {peak:,} bytes for {bulk:,} bytes ({where})"
+    )
+    [(event, decoded)] = events
+    assert event["type"] == "image_generation.completed"
+    assert [d.size_bytes for d in decoded] == [1004]
+    assert reader.ignored_bytes >= bulk - MAX_EVENT_NAME  # an event name keeps its first bytes
+
+
+def test_sse_events_with_many_images_never_share_a_file(tmp_path: Any) -> None:
+    """Files are numbered across events: an event with more images than any real one (20)
+    must not overwrite the next event's files."""
+    import base64
+
+    from django_gptimage.providers._sse import SSEImageReader
+
+    def b64(i: int) -> str:
+        return base64.b64encode(bytes([i]) * 10).decode()
+
+    events: list[list[Any]] = []
+    reader = SSEImageReader(lambda i: str(tmp_path / f"s-{i}.bin"), lambda e, d: events.append(d))
+    many = ",".join(f'"img{i}":{{"b64_json":"{b64(i)}"}}' for i in range(20))
+    reader.feed(_stream_event("x.completed", ("{" + many + "}").encode()))
+    reader.feed(_stream_event("x.completed", f'{{"b64_json":"{b64(99)}"}}'.encode()))
+    reader.close()
+    first, second = events
+    assert len(first) == 20 and len(second) == 1
+    paths = [d.path for d in first + second]
+    assert len(set(paths)) == 21
+    for i, d in enumerate(first):
+        with open(d.path, "rb") as handle:
+            assert handle.read() == bytes([i]) * 10
+
+
 # Connections that cannot be made --------------------------------------------------------------------
 
 

@@ -311,7 +311,12 @@ class OpenAIProvider(Provider):
             if not decoded:
                 raise StreamFormatError(f"event {kind!r} has no image")
             if kind.endswith(".partial_image"):
-                report("partial", {"path": decoded[0].path, "index": event.get("partial_image_index", 0)})
+                try:
+                    report("partial", {"path": decoded[0].path, "index": event.get("partial_image_index", 0)})
+                finally:
+                    for d in decoded:  # stored as the preview by now: any number of them costs no disk
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(d.path)
             elif kind.endswith(".completed"):
                 d = decoded[0]
                 result.files.append(ResultFile(len(result.files), d.path, d.size_bytes, d.sha256))
@@ -329,6 +334,13 @@ class OpenAIProvider(Provider):
         except StreamFormatError as exc:
             reader.abort()
             raise ProviderError(ErrorCode.BAD_RESPONSE, str(exc), request_id=request_id) from None
+        if reader.ignored_bytes:
+            result.extra["ignored_bytes"] = reader.ignored_bytes
+            logger.warning(
+                "gptimage: %s bytes of a streamed response (request %s) outside its images were not kept",
+                reader.ignored_bytes,
+                request_id,
+            )
         if not result.files:
             raise ProviderError(
                 ErrorCode.BAD_RESPONSE,

@@ -95,13 +95,18 @@ def stream_events(job: ImageJob, mode: str, fault: Fault | None) -> Iterator[byt
                 },
             )
         data = image_bytes(job, seed, mode, fault)
-        yield sse(
-            f"{prefix}.completed",
-            {
-                "type": f"{prefix}.completed",
-                "b64_json": _b64(data),
-                "created_at": int(time.time()),
-                **common,
-                "usage": usage,
-            },
-        )
+        completed = {
+            "type": f"{prefix}.completed",
+            "b64_json": _b64(data),
+            "created_at": int(time.time()),
+            **common,
+            "usage": usage,
+        }
+        if fault is not None and fault.kind == "bulky_field" and i == 0:
+            # First in the event, before its type: a reader that drops the bulky JSON must still
+            # know what the event is (from its ``event:`` line) and keep its paid image.
+            completed = {fault.field: "x" * fault.count, **completed}
+        yield sse(f"{prefix}.completed", completed)
+        if fault is not None and fault.kind == "extra_images" and i == job.n - 1:
+            for _ in range(fault.count):  # completed events beyond ``n``: paid for too
+                yield sse(f"{prefix}.completed", completed)

@@ -44,8 +44,9 @@ class Fault:
     ``retry_after_form``: how ``rate_limited`` advertises its wait: ``"seconds"`` (Retry-After and
     retry-after-ms) or ``"date"`` (Retry-After as an HTTP-date, nothing else).
     ``gzip``: a gzip-compressed body with ``Content-Encoding: gzip``; ``false_gzip``: the header
-    without the compression. ``extra_images``: ``count`` images more than asked for.
-    ``bulky_field``: ``count`` bytes of text in a field that is not an image (``field``).
+    without the compression. ``extra_images``: ``count`` images more than asked for (streamed:
+    ``count`` completed events more). ``bulky_field``: ``count`` bytes of text in a field that is
+    not an image (``field``; streamed: first in the first completed event, before its ``type``).
     """
 
     kind: str
