@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
 import pytest
+from django.core.management import CommandError, call_command
 
+from django_gptimage.domain.error_docs import BEGIN, END, error_codes_markdown
 from django_gptimage.domain.errors import ERRORS, ErrorCode, ErrorInfo, RetryRule, error_info
+from django_gptimage.domain.next_steps import next_step
+from django_gptimage.management.commands.gptimage_errors import REGENERATE_COMMAND, render_docs
 
 
 @pytest.mark.parametrize("code", list(ErrorCode))
@@ -95,20 +100,43 @@ def test_messages_are_for_editors_not_developers():
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "errors.md"
 ROW = re.compile(
-    r"^\| `(?P<code>[a-z_]+)` \| (?P<message>.+) \| `(?P<retry>[a-z_]+)` \| (?P<billed>yes|no) \|$", re.M
+    r"^\| `(?P<code>[a-z_]+)` \| (?P<message>.+?) \| (?P<step>.+?) \| `(?P<retry>[a-z_]+)` \| "
+    r"(?P<billed>yes|no) \| `(?P<refund>[a-z_]+)` \|$",
+    re.M,
 )
 
 
 def test_every_code_is_documented_as_in_the_code():
     rows = {m["code"]: m for m in ROW.finditer(DOCS.read_text(encoding="utf-8"))}
     missing = [code.value for code in ErrorCode if code.value not in rows]
-    assert not missing, f"docs/errors.md has no row for {missing}"
+    assert not missing, f"docs/errors.md has no row for {missing}: run {REGENERATE_COMMAND}"
     for code in ErrorCode:
         info, row = error_info(code), rows[code.value]
         assert row["message"] == info.message, code
+        assert row["step"] == (next_step(code).text or "-"), code
         assert row["retry"] == info.retry.value, code
         assert row["billed"] == ("yes" if info.maybe_billed else "no"), code
+        assert row["refund"] == info.refund.value, code
     assert set(rows) == {c.value for c in ErrorCode}, "docs/errors.md documents a code that does not exist"
+
+
+def test_the_error_codes_block_is_current():
+    text = DOCS.read_text(encoding="utf-8")
+    assert render_docs(text) == text, f"docs/errors.md is stale: run {REGENERATE_COMMAND}"
+
+
+def test_the_command_prints_and_rewrites_the_table(tmp_path: Path) -> None:
+    out = io.StringIO()
+    call_command("gptimage_errors", stdout=out)
+    assert out.getvalue() == error_codes_markdown()
+    stale = tmp_path / "errors.md"
+    stale.write_text(f"# Codes\n\n{BEGIN}| old |\n{END}\n", encoding="utf-8")
+    call_command("gptimage_errors", "--write-docs", str(stale), stdout=io.StringIO())
+    assert stale.read_text(encoding="utf-8") == f"# Codes\n\n{BEGIN}{error_codes_markdown()}{END}\n"
+    without = tmp_path / "plain.md"
+    without.write_text("# Codes\n", encoding="utf-8")
+    with pytest.raises(CommandError, match="no <!-- BEGIN GENERATED: error-codes -->"):
+        call_command("gptimage_errors", "--write-docs", str(without))
 
 
 def test_every_retry_rule_is_documented():
