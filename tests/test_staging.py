@@ -8,6 +8,7 @@ bucket briefly unreachable would; the retry is the one the runner scheduled, mov
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 from typing import Any, ClassVar
@@ -73,9 +74,14 @@ def first_attempt_fails_storing(hosts: dict[str, Path], queue_mode: Any) -> Imag
 
 
 def move_to_another_host(settings: Any, hosts: dict[str, Path]) -> None:
-    """The retry runs where host A's disk is not: its spool paths do not exist there."""
+    """The retry runs where host A's disk is not: its spool paths do not exist there (and the
+    record names host A, as it would have when a worker there received the images)."""
     hosts["host-a"].rename(hosts["host-a"].with_name("host-a-unreachable"))
     settings.GPTIMAGE = {**settings.GPTIMAGE, "SPOOL_DIR": str(hosts["host-b"])}
+    [generation] = ImageGeneration.objects.all()
+    ImageGeneration.objects.filter(pk=generation.pk).update(
+        metadata={**generation.metadata, "spool_host": "host-a"}
+    )
 
 
 def test_a_store_only_retry_on_another_host_stores_the_staged_copy(
@@ -107,15 +113,18 @@ def test_a_store_only_retry_on_another_host_stores_the_staged_copy(
 
 
 def test_without_staging_the_retry_on_another_host_finds_the_bytes_gone(
-    hosts: dict[str, Path], settings: Any, queue_mode: Any, run_worker: Any, gptimage_openai: Any
+    hosts: dict[str, Path], settings: Any, queue_mode: Any, run_worker: Any, gptimage_openai: Any, caplog: Any
 ) -> None:
-    """The fault the staging storage exists for: the same run, without it, loses the images."""
+    """The fault the staging storage exists for: the same run, without it, loses the images
+    (and the log says why, and what to set)."""
     first_attempt_fails_storing(hosts, queue_mode)
     move_to_another_host(settings, hosts)
+    caplog.set_level(logging.ERROR, logger="django_gptimage")
     run_worker()
     generation = ImageGeneration.objects.get()
     assert generation.status == Status.FAILED and generation.error_code == "storage_error"
     assert "gone" in generation.error_message
+    assert "received on host host-a" in caplog.text and "STAGING_STORAGE" in caplog.text
     assert not generation.images.exists()
     assert image_requests(gptimage_openai) == 1
 
@@ -155,3 +164,28 @@ def test_staging_that_fails_does_not_fail_the_generation(
     assert generation.images.count() == 2
     assert files_under(hosts["staging"]) == [] and files_under(hosts["host-a"]) == []
     assert not os.path.exists(os.path.join(str(hosts["host-a"]), str(generation.pk)))
+
+
+def test_a_worker_says_when_workers_on_other_hosts_share_its_queue_without_staging(
+    settings: Any, queue_mode: Any, thread_worker: Any, caplog: Any
+) -> None:
+    from rq import Worker
+
+    from tests.conftest import wait_for
+
+    other = Worker([queue_mode], connection=queue_mode.connection, name=f"elsewhere-{os.getpid()}")
+    other.hostname = "worker-host-2"
+    other.register_birth()  # an RQ worker registered by another machine, as RQ records it
+    try:
+        caplog.set_level(logging.WARNING, logger="django_gptimage")
+        thread_worker(concurrency=1)
+        wait_for(lambda: "worker-host-2" in caplog.text, 10, what="the warning")
+        assert "STAGING_STORAGE" in caplog.text
+        settings.GPTIMAGE = {**settings.GPTIMAGE, "STAGING_STORAGE": "default"}
+        pool = thread_worker(concurrency=1)
+        wait_for(lambda: pool.workers, 10, what="the second pool")
+        caplog.clear()
+        pool._warn_of_other_hosts()  # what its start said, again, now in this thread
+        assert "worker-host-2" not in caplog.text
+    finally:
+        other.register_death()

@@ -392,7 +392,10 @@ def _received(
         {"index": f.index, "path": f.path, "sha256": f.sha256, "size_bytes": f.size_bytes}
         for f in result.files
     ]
-    metadata = {**generation.metadata, "spooled": spooled, "response": _response_meta(result)}
+    metadata = {
+        **generation.metadata, "spooled": spooled, "response": _response_meta(result),
+        "spool_host": socket.gethostname(),  # whose SPOOL_DIR the paths are in
+    }  # fmt: skip
     # The attempt first: that this call was billed is a fact even if the claim is gone now.
     attempt.provider_request_id = result.request_id or ""
     attempt.maybe_billed = billable
@@ -487,6 +490,7 @@ def _store(
         try:
             image = check_image(item["path"])
         except FileNotFoundError:
+            _explain_gone(generation)
             return _finish(
                 generation, attempt, Status.FAILED, ErrorCode.STORAGE_ERROR, [part("kept_image_gone")]
             )
@@ -552,6 +556,24 @@ def _store(
     return _finish(generation, attempt, Status.SUCCEEDED)
 
 
+def _explain_gone(generation: ImageGeneration) -> None:
+    """Say in the log why kept images are missing when the cause is another host's spool."""
+    host, here = (generation.metadata or {}).get("spool_host"), socket.gethostname()
+    if not host or host == here:
+        return
+    logger.error(
+        "gptimage %s: its paid-for images were received on host %s and are kept in that host's "
+        "SPOOL_DIR; this store-only retry runs on %s, which cannot read them%s",
+        generation.pk,
+        host,
+        here,
+        ""
+        if staging.enabled()
+        else ". Set GPTIMAGE['STAGING_STORAGE'] when workers run on several hosts "
+        "(docs/storage.md, 'Paid bytes across hosts'), or retry it on that host",
+    )
+
+
 def _storage_detail(exc: Exception) -> str:
     text = str(exc).splitlines()[0][:200] if str(exc) else ""
     return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
@@ -564,7 +586,7 @@ def _discard_spool(generation: ImageGeneration) -> None:
     # This host's own directory too: input copies, staged copies fetched for a store-only retry.
     shutil.rmtree(os.path.join(gptimage_settings.SPOOL_DIR, str(generation.pk)), ignore_errors=True)
     spooled = generation.metadata.get("spooled") or []
-    metadata = {k: v for k, v in generation.metadata.items() if k != "spooled"}
+    metadata = {k: v for k, v in generation.metadata.items() if k not in ("spooled", "spool_host")}
     _update(generation, spool_dir="", metadata=metadata)
     staging.discard(generation.pk, spooled)  # after the record no longer points at them
 

@@ -494,6 +494,33 @@ class ThreadWorkerPool:
             ", ".join(self.queue_names),
             " (burst)" if self.burst else "",
         )
+        self._warn_of_other_hosts()
+
+    def _warn_of_other_hosts(self) -> None:
+        """Workers of these queues on other hosts, without STAGING_STORAGE: a store-only retry
+        may then run where the paid images are not (docs/storage.md). Said once, at start; a
+        hint, not a check: hosts come and go, so nothing can be sure."""
+        from django_gptimage.conf import gptimage_settings
+
+        if gptimage_settings.STAGING_STORAGE:
+            return
+        try:
+            hosts = {
+                w.hostname for q in self.queues for w in BaseWorker.all(connection=q.connection, queue=q)
+            }
+        except redis.exceptions.RedisError:
+            return
+        others = sorted(h for h in hosts if h and h != socket.gethostname())
+        if others:
+            logger.warning(
+                "gptimage worker %s: workers on other hosts (%s) take jobs from %s, and "
+                "GPTIMAGE['STAGING_STORAGE'] is not set: a store-only retry that runs on another host "
+                "than the one that received the images cannot store them. Set STAGING_STORAGE to a storage "
+                "every worker host can read (docs/storage.md, 'Paid bytes across hosts').",
+                self.name,
+                ", ".join(others[:5]),
+                ", ".join(self.queue_names),
+            )
 
     def request_stop(self) -> None:
         """Warm stop: every worker finishes its current job and takes no new one."""
