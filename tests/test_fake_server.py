@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -610,3 +611,105 @@ def test_the_server_runs_as_its_own_process_from_the_command_line() -> None:
     png = base64.b64decode(answer.json()["data"][0]["b64_json"])
     with Image.open(io.BytesIO(png)) as image:
         assert image.format == "PNG" and image.size == (2048, 1152)
+
+
+def test_reset_sends_a_tcp_reset(fake_openai: FakeOpenAIServer, client: httpx.Client) -> None:
+    fake_openai.add_fault("reset")
+    with pytest.raises(httpx.ReadError) as caught:  # ECONNRESET, not a clean close
+        gen(client)
+    assert isinstance(caught.value.__context__, ConnectionResetError) or "reset" in str(caught.value).lower()
+    assert gen(client).status_code == 200
+
+
+MIX = [
+    {"kind": "server_error", "rate": 0.2},
+    {"kind": "rate_limited", "rate": 0.1, "retry_after": 3, "retry_after_form": "date"},
+    {"kind": "truncated", "rate": 0.1},
+]
+
+
+def statuses_with(seed: int, count: int) -> list[Any]:
+    with FakeOpenAIServer(random_faults=MIX, fault_seed=seed) as server:
+        with httpx.Client(base_url=server.base_url, timeout=30) as client:
+            for _ in range(count):
+                with contextlib.suppress(httpx.TransportError):
+                    gen(client, quality="low")
+        return [(a["status"], a["fault"]) for a in server.answers]
+
+
+def test_random_faults_follow_their_rates_and_their_seed() -> None:
+    first = statuses_with(7, 200)
+    assert first == statuses_with(7, 200)  # one client, one order: the same draws
+    assert first != statuses_with(8, 200)
+    faults = [f for _, f in first]
+    # Rates 0.2 / 0.1 / 0.1 over 200 requests: well inside these bounds for any seed.
+    assert 20 <= faults.count("server_error") <= 60
+    assert 6 <= faults.count("rate_limited") <= 35
+    assert 6 <= faults.count("truncated") <= 35
+    assert (
+        faults.count(None)
+        + faults.count("server_error")
+        + faults.count("rate_limited")
+        + faults.count("truncated")
+        == 200
+    )
+    assert {s for s, f in first if f == "server_error"} == {500}
+    assert {s for s, f in first if f == "rate_limited"} == {429}
+    assert {s for s, f in first if f is None} == {200}
+
+
+def test_random_faults_come_after_scripted_ones() -> None:
+    with FakeOpenAIServer(random_faults=[{"kind": "overloaded", "rate": 1.0}], fault_seed=1) as server:
+        server.add_fault("moderation_blocked")
+        with httpx.Client(base_url=server.base_url, timeout=30) as client:
+            assert gen(client).status_code == 400
+            assert gen(client).status_code == 503
+            server.reset()  # keeps the constructor's random mix
+            assert gen(client).status_code == 503
+
+
+def test_random_fault_validation() -> None:
+    with pytest.raises(ValueError, match="add up to more than 1"):
+        FakeOpenAIServer(random_faults=[{"kind": "drop", "rate": 0.6}, {"kind": "reset", "rate": 0.6}])
+    with pytest.raises(ValueError, match="Unknown fault kind"):
+        FakeOpenAIServer(random_faults=[{"kind": "meteor", "rate": 0.1}])
+    with pytest.raises(ValueError, match="option"):
+        FakeOpenAIServer(random_faults=[{"kind": "drop", "rate": 0.1, "colour": "red"}])
+
+
+def test_the_answer_log_says_what_was_billed(fake_openai: FakeOpenAIServer, client: httpx.Client) -> None:
+    fake_openai.add_fault("server_error")
+    fake_openai.add_fault("truncated")
+    fake_openai.add_fault("drop")
+    assert gen(client, prompt="first").status_code == 500
+    with pytest.raises(httpx.RemoteProtocolError):
+        gen(client, prompt="second")
+    with pytest.raises(httpx.RemoteProtocolError):
+        gen(client, prompt="third")
+    answer = gen(client, prompt="fourth", n=2)
+    log = fake_openai.answers
+    assert [(a["prompt"], a["status"], a["fault"], a["billed"]) for a in log] == [
+        ("first", 500, "server_error", False),
+        ("second", 200, "truncated", True),  # generated (and billed by OpenAI), never delivered
+        ("third", None, "drop", False),
+        ("fourth", 200, None, True),
+    ]
+    assert log[3]["request_id"] == answer.headers["x-request-id"] and log[3]["n"] == 2
+    assert log[3]["images"] == [
+        hashlib.sha256(base64.b64decode(d["b64_json"])).hexdigest() for d in answer.json()["data"]
+    ]
+
+
+def test_the_command_line_server_takes_a_random_fault_mix() -> None:
+    from django_gptimage.testing import serve_in_subprocess
+
+    mix = [{"kind": "overloaded", "rate": 1.0}]
+    with serve_in_subprocess(random_faults=mix, fault_seed=3) as base_url, httpx.Client(timeout=30) as client:
+        assert (
+            client.post(
+                f"{base_url}/images/generations", json={"model": "gpt-image-2", "prompt": "x"}
+            ).status_code
+            == 503
+        )
+        log = client.get(base_url.removesuffix("/v1") + "/_fake/answers").json()
+    assert [(a["status"], a["fault"]) for a in log] == [(503, "overloaded")]

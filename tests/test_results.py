@@ -235,3 +235,75 @@ def test_unusable_answers_fail_as_bad_response_and_leave_nothing(openai, fault, 
     assert image_requests(openai) == 1  # bad_response is never retried automatically
     with pytest.raises(GenerationNotRetryable):
         retry_generation(generation)
+
+
+class ReapedWhileSavingStorage(FileSystemStorage):
+    """Saves the image, then the reaper judges this worker dead (a stall right after the write):
+    everything the worker does next happens after its claim is gone."""
+
+    def _save(self, name: str, content: Any) -> str:
+        from django_gptimage.jobs.reaper import reap
+
+        stored = super()._save(name, content)
+        reap(stale_after=-1)  # every running record counts as stale: this one goes back, store-only
+        return stored
+
+
+@pytest.fixture
+def reaped_while_saving(settings, openai):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "reaped": {
+            "BACKEND": f"{__name__}.ReapedWhileSavingStorage",
+            "OPTIONS": {"location": settings.MEDIA_ROOT},
+        },
+    }
+    settings.GPTIMAGE = {**settings.GPTIMAGE, "STORAGE": "reaped"}
+    return openai
+
+
+def first_attempt_taken_over(settings) -> ImageGeneration:
+    generation = request_generation(prompt="A lighthouse at dusk")
+    generation.refresh_from_db()
+    # The reaper took it back while the image was being stored: queued for a store-only retry.
+    assert generation.status == Status.QUEUED, generation.error_message
+    assert "without generating (or paying) twice" in generation.error_message
+    assert generation.images.count() == 1  # the late worker's write of the same paid bytes
+    settings.GPTIMAGE = {**settings.GPTIMAGE, "STORAGE": "default"}
+    return generation
+
+
+def test_a_worker_that_lost_its_claim_leaves_the_kept_bytes_to_the_retry(reaped_while_saving, settings):
+    """Load test finding: the spool was removed before the record let go of it, so a worker
+    killed (or taken over) in between left a store-only retry that failed with "the kept image
+    file is gone", its image stored all along. The record forgets the spool first now."""
+    from django_gptimage.jobs.runner import run_generation
+
+    generation = first_attempt_taken_over(settings)
+    [item] = generation.metadata["spooled"]
+    assert os.path.isfile(item["path"])  # not removed by the worker that lost its claim
+
+    run_generation(generation.pk)  # the store-only retry
+    generation.refresh_from_db()
+    assert generation.status == Status.SUCCEEDED, generation.error_message
+    assert [a.outcome for a in generation.attempt_log.order_by("number")] == ["abandoned", "succeeded"]
+    [image] = generation.images.all()
+    assert image.sha256 == item["sha256"] and stored_sha256(image.file.name) == item["sha256"]
+    assert image_requests(reaped_while_saving) == 1
+    assert generation.spool_dir == "" and not os.path.exists(item["path"])
+
+
+def test_a_store_only_retry_needs_no_kept_file_for_an_image_already_stored(reaped_while_saving, settings):
+    """The retry runs where the kept file is not (another host, a wiped temporary directory): an
+    image an earlier attempt already stored is judged by its row, not failed as gone."""
+    from django_gptimage.jobs.runner import run_generation
+
+    generation = first_attempt_taken_over(settings)
+    [item] = generation.metadata["spooled"]
+    os.unlink(item["path"])
+
+    run_generation(generation.pk)
+    generation.refresh_from_db()
+    assert generation.status == Status.SUCCEEDED, generation.error_message
+    assert generation.images.get().sha256 == item["sha256"]
+    assert image_requests(reaped_while_saving) == 1

@@ -35,7 +35,7 @@ from django_gptimage.jobs import leftovers, liveness, ratelimit, staging
 from django_gptimage.jobs.liveness import JobStopped
 from django_gptimage.models import GeneratedImage, GenerationAttempt, ImageGeneration, Phase, Status
 from django_gptimage.providers import InputFile, ProviderError, ProviderRequest, ProviderResult, get_provider
-from django_gptimage.storage import ImageCheckError, check_image, result_name, save_file
+from django_gptimage.storage import ImageCheckError, check_image, holds_copy, result_name, save_file
 from django_gptimage.upload_paths import templates_problem
 
 logger = logging.getLogger("django_gptimage")
@@ -396,10 +396,8 @@ def _received(
         **generation.metadata, "spooled": spooled, "response": _response_meta(result),
         "spool_host": socket.gethostname(),  # whose SPOOL_DIR the paths are in
     }  # fmt: skip
-    # The attempt first: that this call was billed is a fact even if the claim is gone now.
     attempt.provider_request_id = result.request_id or ""
     attempt.maybe_billed = billable
-    attempt.save(update_fields=["provider_request_id", "maybe_billed"])
     fields: dict[str, Any] = {
         "provider_request_id": result.request_id or "",
         "usage": result.usage,
@@ -408,8 +406,15 @@ def _received(
         "metadata": metadata,
     }
     try:
-        _update(generation, **fields)
+        # The billed call and where its bytes are, in one transaction: a worker killed between
+        # two commits left an attempt saying "received" on a record that knew of no bytes, which
+        # the reaper then ended as abandoned (a load test finding).
+        with transaction.atomic():
+            attempt.save(update_fields=["provider_request_id", "maybe_billed"])
+            _update(generation, **fields)
     except ClaimLost:
+        # That this call was billed is a fact even though the claim is gone.
+        attempt.save(update_fields=["provider_request_id", "maybe_billed"])
         if not _adopt_late(generation, fields):
             logger.warning(
                 "gptimage %s: a late answer (request %s) arrived after the record was taken over, "
@@ -479,12 +484,17 @@ def _store(
     _update(generation, phase=Phase.STORING)
     generation.refresh_from_db(fields=["cancel_requested"])
     if generation.cancel_requested and not gptimage_settings.KEEP_RESULT_AFTER_CANCEL:
-        _discard_spool(generation)
-        return _finish(generation, attempt, Status.CANCELED, ErrorCode.CANCELED)
+        return _finish(generation, attempt, Status.CANCELED, ErrorCode.CANCELED, discard_spool=True)
 
     problems: list[Part] = []
     checked = []
+    stored = {i.index: i for i in GeneratedImage.objects.filter(generation=generation)}
     for item in spooled:
+        if (row := stored.get(item["index"])) is not None:
+            # Stored by an earlier attempt that died before finishing: its kept file is no longer
+            # needed (and may be gone, or on another host); judge it by its row.
+            problems += _image_problems(generation, item["index"], row.format, row.width, row.height)
+            continue
         if not os.path.exists(item["path"]) and (fetched := staging.fetch(generation.pk, item)):
             item = {**item, "path": fetched}  # not on this host: the staged copy, checked by hash
         try:
@@ -501,36 +511,22 @@ def _store(
             return _finish(
                 generation, attempt, Status.FAILED, ErrorCode.STORAGE_ERROR, [said(exc.__class__.__name__)]
             )
-        if image.format != generation.output_format:
-            problems.append(
-                part(
-                    "image_mismatch",
-                    index=item["index"] + 1,
-                    got=image.format,
-                    wanted=generation.output_format,
-                )
-            )
-        if generation.width and (image.width, image.height) != (generation.width, generation.height):
-            problems.append(
-                part(
-                    "image_mismatch", index=item["index"] + 1, got=f"{image.width}x{image.height}",
-                    wanted=f"{generation.width}x{generation.height}",
-                )
-            )  # fmt: skip
+        problems += _image_problems(generation, item["index"], image.format, image.width, image.height)
         checked.append((item, image))
-    if not checked:  # nothing usable came back: there is nothing to keep
-        _discard_spool(generation)
-        return _finish(generation, attempt, Status.FAILED, ErrorCode.BAD_RESPONSE, problems)
+    if not checked and not stored:  # nothing usable came back: there is nothing to keep
+        return _finish(
+            generation, attempt, Status.FAILED, ErrorCode.BAD_RESPONSE, problems, discard_spool=True
+        )
 
     try:
         for item, image in checked:
             if GeneratedImage.objects.filter(generation=generation, index=item["index"]).exists():
                 continue  # stored by an earlier attempt that failed later on
             liveness.check(stoppable=False)  # out of time: the bytes stay spooled for a store-only retry
-            name = save_file(
-                item["path"], result_name(generation, index=item["index"], sha256=item["sha256"], fmt=image.format),
-                image.format,
-            )  # fmt: skip
+            name = result_name(generation, index=item["index"], sha256=item["sha256"], fmt=image.format)
+            # A retry may find the file an interrupted attempt wrote without recording it: kept, not written twice.
+            if not (generation.attempts > 1 and holds_copy(name, item["sha256"])):
+                name = save_file(item["path"], name, image.format)
             GeneratedImage.objects.get_or_create(
                 generation=generation,
                 index=item["index"],
@@ -547,13 +543,35 @@ def _store(
         # The bytes stay in the spool: a retry stores them without calling the provider.
         return _failed(generation, attempt, ProviderError(ErrorCode.STORAGE_ERROR, _storage_detail(exc)))
 
-    _discard_spool(generation)
     if generation.cancel_requested:
-        return _finish(generation, attempt, Status.CANCELED, ErrorCode.CANCELED, [part("images_kept")])
+        return _finish(
+            generation,
+            attempt,
+            Status.CANCELED,
+            ErrorCode.CANCELED,
+            [part("images_kept")],
+            discard_spool=True,
+        )
     if problems:
         # Paid-for images are kept and shown, but the outcome is not what was asked for.
-        return _finish(generation, attempt, Status.FAILED, ErrorCode.BAD_RESPONSE, problems)
-    return _finish(generation, attempt, Status.SUCCEEDED)
+        return _finish(
+            generation, attempt, Status.FAILED, ErrorCode.BAD_RESPONSE, problems, discard_spool=True
+        )
+    return _finish(generation, attempt, Status.SUCCEEDED, discard_spool=True)
+
+
+def _image_problems(generation: ImageGeneration, index: int, fmt: str, width: int, height: int) -> list[Part]:
+    problems = []
+    if fmt != generation.output_format:
+        problems.append(part("image_mismatch", index=index + 1, got=fmt, wanted=generation.output_format))
+    if generation.width and (width, height) != (generation.width, generation.height):
+        problems.append(
+            part(
+                "image_mismatch", index=index + 1, got=f"{width}x{height}",
+                wanted=f"{generation.width}x{generation.height}",
+            )
+        )  # fmt: skip
+    return problems
 
 
 def _explain_gone(generation: ImageGeneration) -> None:
@@ -579,16 +597,24 @@ def _storage_detail(exc: Exception) -> str:
     return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
 
 
-def _discard_spool(generation: ImageGeneration) -> None:
-    """The kept bytes are stored (or not wanted): drop the spool here and the staged copies."""
-    if generation.spool_dir:  # the receiving host's path, which may be this host's
-        shutil.rmtree(os.path.dirname(generation.spool_dir), ignore_errors=True)
-    # This host's own directory too: input copies, staged copies fetched for a store-only retry.
-    shutil.rmtree(os.path.join(gptimage_settings.SPOOL_DIR, str(generation.pk)), ignore_errors=True)
-    spooled = generation.metadata.get("spooled") or []
-    metadata = {k: v for k, v in generation.metadata.items() if k not in ("spooled", "spool_host")}
+def _forget_spool(generation: ImageGeneration) -> tuple[Any, str, list[dict[str, Any]]]:
+    """The record stops pointing at its kept bytes; returns what :func:`_remove_spool` removes
+    once that is committed. Files first would leave a record that a worker killed in between (or
+    one that lost its claim) still has "spooled": its store-only retry would find the bytes gone."""
+    kept = (generation.pk, generation.spool_dir, generation.metadata.get("spooled") or [])
+    metadata = {k: v for k, v in generation.metadata.items() if k != "spooled"}
     _update(generation, spool_dir="", metadata=metadata)
-    staging.discard(generation.pk, spooled)  # after the record no longer points at them
+    return kept
+
+
+def _remove_spool(kept: tuple[Any, str, list[dict[str, Any]]]) -> None:
+    """The kept bytes are stored (or not wanted): drop the spool here and the staged copies."""
+    pk, spool_dir, spooled = kept
+    if spool_dir:  # the receiving host's path, which may be this host's
+        shutil.rmtree(os.path.dirname(spool_dir), ignore_errors=True)
+    # This host's own directory too: input copies, staged copies fetched for a store-only retry.
+    shutil.rmtree(os.path.join(gptimage_settings.SPOOL_DIR, str(pk)), ignore_errors=True)
+    staging.discard(pk, spooled)  # after the record no longer points at them
 
 
 def _failed(
@@ -649,11 +675,18 @@ def _finish(
     status: str,
     code: ErrorCode | None = None,
     detail: list[Part] | None = None,
+    *,
+    discard_spool: bool = False,
 ) -> RunOutcome:
+    """End the record and its attempt; ``discard_spool``: the kept bytes are stored (or not
+    wanted), so the record forgets them in the same transaction and they are removed after."""
     # The facts only: the words are chosen (and translated) when the record is shown.
     detail = list(detail or []) if code is not None else []
     now = timezone.now()
+    kept = None
     with transaction.atomic():  # record and attempt end together, record first, as in _failed
+        if discard_spool:
+            kept = _forget_spool(generation)
         _update(
             generation,
             status=status,
@@ -667,6 +700,8 @@ def _finish(
         note = [part("late_result")] if late.get("attempt") == attempt.number and not detail else detail
         _end_attempt(attempt, str(code or Status.SUCCEEDED), note, at=now)
         credits.settle(generation)  # capture or refund its reservation, once, with the outcome
+    if kept is not None:
+        transaction.on_commit(lambda: _remove_spool(kept))  # never before the record let go of it
     pk = generation.pk
     transaction.on_commit(lambda: _clean_up(pk))  # at once, unless a caller's transaction is open
     return RunOutcome(generation)

@@ -12,6 +12,7 @@ start it as a child process: see :func:`django_gptimage.testing.serve_in_subproc
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -41,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NEW=KNOWN",
         help="Also serve model id NEW with the limits of the known id KNOWN (repeatable).",
     )
+    parser.add_argument(
+        "--random-faults",
+        type=json.loads,
+        help='A seeded random fault mix, as JSON: [{"kind": "server_error", "rate": 0.05}, ...].',
+    )
+    parser.add_argument("--fault-seed", type=int, help="Seed of the random fault mix.")
     parser.add_argument("--until-stdin-closes", action="store_true", help="Stop when stdin reaches EOF.")
     args = parser.parse_args(argv)
     models = dict(item.partition("=")[::2] for item in args.model)
@@ -56,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         images_per_minute=args.images_per_minute,
         requests_per_minute=args.requests_per_minute,
         models=models,
+        random_faults=args.random_faults,
+        fault_seed=args.fault_seed,
     ).start()
     print(server.base_url, flush=True)
     done = threading.Event()

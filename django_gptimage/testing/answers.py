@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import time
 import zlib
@@ -52,12 +53,18 @@ def job_usage(job: ImageJob) -> dict[str, Any]:
     return images.usage(job.prompt, job.quality, job.width, job.height, job.n, job.inputs)
 
 
-def images_response(job: ImageJob, mode: str, fault: Fault | None) -> dict[str, Any]:
+def images_response(
+    job: ImageJob, mode: str, fault: Fault | None, *, digests: list[str] | None = None
+) -> dict[str, Any]:
+    """The JSON answer; ``digests`` (if given) gets the SHA-256 of each image appended."""
     usage = job_usage(job)
     usage["output_tokens_details"] = {"image_tokens": usage["output_tokens"], "text_tokens": 0}
+    data = [image_bytes(job, _seed(job, i), mode, fault) for i in range(job.n)]
+    if digests is not None:
+        digests.extend(hashlib.sha256(d).hexdigest() for d in data)
     return {
         "created": int(time.time()),
-        "data": [{"b64_json": _b64(image_bytes(job, _seed(job, i), mode, fault))} for i in range(job.n)],
+        "data": [{"b64_json": _b64(d)} for d in data],
         "background": job.background,
         "output_format": job.output_format,
         "size": job.size,

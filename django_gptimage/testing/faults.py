@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import email.utils
 import math
+import random
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 from .errors import INVALID_REQUEST, APIError
 
@@ -21,7 +25,7 @@ ERROR_KINDS = (
 )
 # Kinds that change how the connection or the (otherwise normal) answer behaves.
 TRANSPORT_KINDS = (
-    "delay", "drop", "truncated", "not_json", "not_image", "wrong_size",
+    "delay", "drop", "reset", "truncated", "not_json", "not_image", "wrong_size",
     "gzip", "false_gzip", "extra_images", "bulky_field",
 )  # fmt: skip
 # Transport kinds whose answer is odd but usable: the generation still succeeds.
@@ -131,3 +135,44 @@ class Fault:
                 "x-ratelimit-remaining-requests": "0",
             }
         return APIError(status, self.message or message, type=type_, code=code, headers=headers)
+
+
+class RandomFaults:
+    """Faults drawn at random for requests that no scripted fault takes: a seeded fault mix.
+
+    ``spec``: one mapping per fault, ``{"kind": ..., "rate": probability, **Fault options}``
+    (``times`` is ignored: a random fault never runs out). Each image request gets at most one
+    of them, fault i with probability ``rate_i``; the rates add up to at most 1. ``seed`` makes
+    the sequence of draws repeatable (which request gets which draw still depends on the order
+    in which concurrent requests arrive).
+    """
+
+    def __init__(self, spec: Iterable[Mapping[str, Any]], seed: int | None = None) -> None:
+        known = {f.name for f in fields(Fault)} - {"times"}
+        self.entries: list[tuple[float, Fault]] = []
+        for item in spec:
+            options = dict(item)
+            rate = float(options.pop("rate", 0.0))
+            unknown = set(options) - known
+            if unknown:
+                raise ValueError(f"Unknown random fault option(s) {', '.join(sorted(unknown))}.")
+            if not 0 <= rate <= 1:
+                raise ValueError("A random fault's rate must be in [0, 1].")
+            self.entries.append((rate, Fault(**options)))
+        if sum(rate for rate, _ in self.entries) > 1 + 1e-9:
+            raise ValueError("The rates of the random faults add up to more than 1.")
+        self.seed = seed
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+    def draw(self, path: str, stream: bool) -> Fault | None:
+        with self._lock:
+            u = self._rng.random()
+        for rate, fault in self.entries:
+            if u < rate:
+                return fault if fault.matches(path, stream) else None
+            u -= rate
+        return None

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 
 @contextmanager
@@ -18,10 +20,13 @@ def serve_in_subprocess(
     images_per_minute: int | None = None,
     requests_per_minute: int | None = None,
     models: Mapping[str, str] | None = None,
+    random_faults: Iterable[Mapping[str, Any]] | None = None,
+    fault_seed: int | None = None,
 ) -> Iterator[str]:
     """Start ``python -m django_gptimage.testing`` and yield its base URL; stop it on exit.
 
-    ``GET <base URL without /v1>/_fake/stats`` returns its counters (see ``FakeOpenAIServer.stats``).
+    ``GET <base URL without /v1>/_fake/stats`` returns its counters (see ``FakeOpenAIServer.stats``),
+    ``GET <base URL without /v1>/_fake/answers`` its answer log (``FakeOpenAIServer.answers``).
     """
     args = [sys.executable, "-m", "django_gptimage.testing", "--until-stdin-closes",
             "--image-mode", image_mode, "--delay", str(delay)]  # fmt: skip
@@ -33,6 +38,10 @@ def serve_in_subprocess(
         args += ["--requests-per-minute", str(requests_per_minute)]
     for new, known in (models or {}).items():
         args += ["--model", f"{new}={known}"]
+    if random_faults:
+        args += ["--random-faults", json.dumps(list(map(dict, random_faults)))]
+    if fault_seed is not None:
+        args += ["--fault-seed", str(fault_seed)]
     process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None

@@ -12,10 +12,11 @@ import gzip
 import hmac
 import json
 import socket
+import struct
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -23,17 +24,18 @@ from urllib.parse import urlsplit
 
 from . import answers
 from .errors import APIError
-from .faults import ERROR_KINDS, Fault
+from .faults import ERROR_KINDS, Fault, RandomFaults
 from .images import IMAGE_MODES
 from .limits import Limits, rate_limit_error
 from .openai_limits import OPENAI_LIMITS, OpenAILimits
-from .recording import RecordedRequest, parse_body, read_body, redacted_headers
+from .recording import ParsedBody, RecordedRequest, parse_body, read_body, redacted_headers
 from .transport import send, send_error, send_stream
 from .validation import validate_edit, validate_generation
 
 GENERATIONS = "/v1/images/generations"
 EDITS = "/v1/images/edits"
 STATS = "/_fake/stats"  # not OpenAI's: counters for harnesses that run the server in a subprocess
+ANSWERS = "/_fake/answers"  # not OpenAI's either: the answer log (see FakeOpenAIServer.answers)
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -51,7 +53,9 @@ class _HTTPServer(ThreadingHTTPServer):
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
-        self.app._connection_closed(request)
+        if self.app._connection_closed(request):
+            self.close_request(request)  # a "reset": no FIN first, the zero linger sends a RST
+            return
         super().shutdown_request(request)
 
 
@@ -63,10 +67,15 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
 
     def _dispatch(self) -> None:
+        self.status_sent: int | None = None
         try:
             self.server.app._handle(self)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away; nothing to answer
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.status_sent = code  # for the answer log
+        super().send_response(code, message)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
 
@@ -87,6 +96,8 @@ class FakeOpenAIServer:
     ``models``: further model ids to serve, each with the limits of a model of
     :data:`~django_gptimage.testing.openai_limits.OPENAI_LIMITS` (``{"gpt-image-2.7": "gpt-image-2.6"}``),
     as OpenAI serves models released after that table was written.
+    ``random_faults`` / ``fault_seed``: a seeded random fault mix for requests no scripted fault
+    takes (see :class:`~django_gptimage.testing.faults.RandomFaults`).
     """
 
     def __init__(
@@ -103,6 +114,8 @@ class FakeOpenAIServer:
         images_per_minute: int | None = None,
         rate_limit_window: float = 60.0,
         models: Mapping[str, str] | None = None,
+        random_faults: Iterable[Mapping[str, Any]] | None = None,
+        fault_seed: int | None = None,
     ) -> None:
         if image_mode not in IMAGE_MODES:
             raise ValueError(f"image_mode must be one of {IMAGE_MODES}, not {image_mode!r}.")
@@ -125,6 +138,8 @@ class FakeOpenAIServer:
         self.images_per_minute = images_per_minute
         self.rate_limit_window = rate_limit_window
         self.limits = self._new_limits()
+        self._random_spec = (list(random_faults or ()), fault_seed)
+        self.random_faults = RandomFaults(*self._random_spec)
         self._defaults = (api_key, image_mode, delay)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -133,6 +148,8 @@ class FakeOpenAIServer:
         self._sockets: set[socket.socket] = set()
         self._requests: list[RecordedRequest] = []
         self._faults: list[Fault] = []
+        self._answers: list[dict[str, Any]] = []
+        self._resets: set[socket.socket] = set()
         self._connections = 0
         self._answered = 0
         self._tokens = 0
@@ -193,6 +210,17 @@ class FakeOpenAIServer:
             return self._requests[-1] if self._requests else None
 
     @property
+    def answers(self) -> list[dict[str, Any]]:
+        """How each image request was answered, in order: ``request_id``, ``path``, ``prompt``,
+        ``n``, ``status`` (the HTTP status sent; None when the connection was closed without one),
+        ``fault`` (the kind that struck, or None), ``billed`` (images were generated for it, as
+        OpenAI would bill them, whether or not the client got them: a truncated body, a late
+        answer after the client's timeout) and ``images`` (SHA-256 of each image of a JSON answer).
+        """
+        with self._lock:
+            return [dict(a, images=list(a["images"])) for a in self._answers]
+
+    @property
     def connections_opened(self) -> int:
         with self._lock:
             return self._connections
@@ -219,9 +247,11 @@ class FakeOpenAIServer:
         with self._lock:
             self._requests.clear()
             self._faults.clear()
+            self._answers.clear()
             self._connections = self._answered = self._tokens = self._rate_limited = 0
         self.api_key, self.image_mode, self.delay = self._defaults
         self.limits = self._new_limits()
+        self.random_faults = RandomFaults(*self._random_spec)
 
     def stats(self) -> dict[str, int]:
         """Counters: image requests received, answered with images, refused by the rate limit."""
@@ -252,9 +282,14 @@ class FakeOpenAIServer:
             self._connections += 1
             self._sockets.add(sock)
 
-    def _connection_closed(self, sock: socket.socket) -> None:
+    def _connection_closed(self, sock: socket.socket) -> bool:
+        """Forget ``sock``; True when it is to be reset rather than closed."""
         with self._lock:
             self._sockets.discard(sock)
+            if sock in self._resets:
+                self._resets.discard(sock)
+                return True
+            return False
 
     def _take_fault(self, path: str, stream: bool) -> Fault | None:
         with self._lock:
@@ -264,7 +299,7 @@ class FakeOpenAIServer:
                     if fault.times <= 0:
                         self._faults.remove(fault)
                     return fault
-        return None
+        return self.random_faults.draw(path, stream) if self.random_faults else None
 
     def _headers(self, request_id: str, started: float) -> dict[str, str]:
         return {
@@ -294,6 +329,8 @@ class FakeOpenAIServer:
         path = split.path.rstrip("/")
         if h.command == "GET" and path == STATS:  # introspection: neither recorded nor delayed
             return send(h, 200, json.dumps(self.stats()).encode(), {"x-request-id": request_id})
+        if h.command == "GET" and path == ANSWERS:
+            return send(h, 200, json.dumps(self.answers).encode(), {"x-request-id": request_id})
         parsed = parse_body(h.headers.get("Content-Type", ""), raw)
         body, multipart = parsed.body, parsed.multipart
         record = RecordedRequest(
@@ -320,9 +357,32 @@ class FakeOpenAIServer:
             return send_error(h, err, self._headers(request_id, started))
 
         params = body if isinstance(body, dict) else {}
+        answer: dict[str, Any] = {
+            "request_id": request_id, "path": path, "prompt": params.get("prompt"), "n": params.get("n", 1),
+            "status": None, "fault": None, "billed": False, "images": [],
+        }  # fmt: skip
+        try:
+            self._answer(h, params, answer, parsed, started, enforcing)
+        finally:
+            answer["status"] = h.status_sent
+            with self._lock:
+                self._answers.append(answer)
+
+    def _answer(
+        self,
+        h: _Handler,
+        params: dict[str, Any],
+        answer: dict[str, Any],
+        parsed: ParsedBody,
+        started: float,
+        enforcing: bool,
+    ) -> None:
+        request_id, path = answer["request_id"], answer["path"]
+        body, multipart = parsed.body, parsed.multipart
         stream = str(params.get("stream")).lower() == "true"  # JSON true or form "true"
         model = params.get("model")
         fault = self._take_fault(path, stream)
+        answer["fault"] = fault.kind if fault is not None else None
         if fault is not None:
             if fault.kind in ERROR_KINDS:
                 err = fault.error(model if isinstance(model, str) else "gpt-image-2", request_id)
@@ -331,6 +391,13 @@ class FakeOpenAIServer:
                 self._stopping.wait(fault.seconds)  # (a streamed delay with `after` waits mid-stream)
             elif fault.kind == "drop":
                 h.close_connection = True  # hang up without a word
+                return
+            elif fault.kind == "reset":
+                # SO_LINGER 0 and no shutdown(): closing sends a TCP RST (ECONNRESET on the client).
+                h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                with self._lock:
+                    self._resets.add(h.connection)
+                h.close_connection = True
                 return
             elif fault.kind == "not_json":
                 page = b"<html><head><title>502 Bad Gateway</title></head><body>Bad Gateway</body></html>"
@@ -358,6 +425,7 @@ class FakeOpenAIServer:
         if self.delay and enforcing:  # a 429 comes back at once; an admitted request takes its time
             self._stopping.wait(self.delay)
 
+        answer["billed"] = True  # generated from here on, whatever reaches the client
         if job.stream:
             self._account(answers.job_usage(job)["total_tokens"])
             events = answers.stream_events(job, self.image_mode, fault)
@@ -365,7 +433,7 @@ class FakeOpenAIServer:
             return send_stream(
                 h, events, self._headers(request_id, started), fault, after, job.model, self._stopping.wait
             )
-        payload = answers.images_response(job, self.image_mode, fault)
+        payload = answers.images_response(job, self.image_mode, fault, digests=answer["images"])
         self._account(payload["usage"]["total_tokens"])
         kind = fault.kind if fault is not None else None
         if kind == "extra_images" and fault is not None:
