@@ -738,7 +738,7 @@ def main() -> None:
     django.setup()
     call_command("migrate", verbosity=0)
     print(
-        f"{machine()}; Python {platform.python_version()}; database {connection.vendor}; {time.strftime('%Y-%m-%d %H:%M %Z')}"
+        f"{machine()}; Python {platform.python_version()}; database {connection.vendor}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
     )
     report = run.run()
     print(report.table())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 import zlib
@@ -138,6 +139,29 @@ def input_name(generation: ImageGeneration, *, role: str, index: int, fmt: str) 
     return gptimage_settings.INPUT_UPLOAD_TO.format(
         **_context(generation, role=role, index=index, ext=FORMAT_TO_EXT.get(fmt, "bin"))
     )
+
+
+def holds_copy(name: str, sha256: str) -> bool:
+    """Whether the storage already holds exactly these bytes under the result name ``name``.
+
+    An attempt interrupted between writing an image and recording it (a worker killed there, an
+    upload whose answer was lost) leaves the file behind; its store-only retry keeps that file
+    instead of writing the same bytes again under a free variant of the name. Only when
+    ``UPLOAD_TO`` gives every image of every generation a name of its own (``{id}`` and
+    ``{index}``): otherwise the file could be another image's, and sharing it would let deleting
+    one delete the other.
+    """
+    template = gptimage_settings.UPLOAD_TO
+    if "{id" not in template or "{index" not in template:
+        return False
+    storage = get_storage()
+    if not storage.exists(name):
+        return False
+    digest = hashlib.sha256()
+    with storage.open(name, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest() == sha256
 
 
 def save_file(path: str, name: str, fmt: str) -> str:

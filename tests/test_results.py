@@ -307,3 +307,59 @@ def test_a_store_only_retry_needs_no_kept_file_for_an_image_already_stored(reape
     assert generation.status == Status.SUCCEEDED, generation.error_message
     assert generation.images.get().sha256 == item["sha256"]
     assert image_requests(reaped_while_saving) == 1
+
+
+class AnswerLostStorage(FileSystemStorage):
+    """Writes the file, then fails as if the upload's answer never came (a dropped connection
+    after the bytes arrived), once per test."""
+
+    failed: ClassVar[bool] = False
+
+    def _save(self, name: str, content: Any) -> str:
+        stored = super()._save(name, content)
+        if not AnswerLostStorage.failed:
+            AnswerLostStorage.failed = True
+            raise OSError(104, "Connection reset by peer")
+        return stored
+
+
+def test_a_store_only_retry_keeps_the_file_an_interrupted_attempt_wrote(settings, openai):
+    """Load test finding: a worker killed between writing an image and recording it left that
+    file behind, and the retry wrote the same bytes again under a "-1" name."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "lost": {"BACKEND": f"{__name__}.AnswerLostStorage", "OPTIONS": {"location": settings.MEDIA_ROOT}},
+    }
+    settings.GPTIMAGE = {**settings.GPTIMAGE, "STORAGE": "lost", "MAX_ATTEMPTS": 3}
+    AnswerLostStorage.failed = False
+    generation = request_generation(prompt="A lighthouse at dusk")  # sync: the retry runs at once
+    generation.refresh_from_db()
+
+    assert generation.status == Status.SUCCEEDED, generation.error_message
+    assert [a.outcome for a in generation.attempt_log.order_by("number")] == ["storage_error", "succeeded"]
+    [image] = generation.images.all()
+    folder = os.path.dirname(get_storage().path(image.file.name))
+    assert os.listdir(folder) == [os.path.basename(image.file.name)]  # one file, not two
+    assert "-1." not in image.file.name and stored_sha256(image.file.name) == image.sha256
+    assert image_requests(openai) == 1
+
+
+def test_a_different_file_under_the_name_is_not_taken_for_the_image(settings, openai):
+    """A file under the name with other bytes (cut off mid-write) is never reused."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "lost": {"BACKEND": f"{__name__}.AnswerLostStorage", "OPTIONS": {"location": settings.MEDIA_ROOT}},
+    }
+    settings.GPTIMAGE = {**settings.GPTIMAGE, "STORAGE": "lost", "MAX_ATTEMPTS": 1}
+    AnswerLostStorage.failed = False
+    generation = request_generation(prompt="A lighthouse at noon")
+    generation.refresh_from_db()
+    assert generation.error_code == "storage_error"
+    [left] = [os.path.join(d, f) for d, _, files in os.walk(settings.MEDIA_ROOT) for f in files]
+    with open(left, "r+b") as handle:
+        handle.truncate(100)  # what a worker killed mid-write leaves
+
+    generation = retry_generation(generation)
+    assert generation.status == Status.SUCCEEDED, generation.error_message
+    image = generation.images.get()
+    assert image.file.name.endswith("-1.png") and stored_sha256(image.file.name) == image.sha256
