@@ -205,6 +205,7 @@ class LoadReport:
     billing_unrecorded: int = 0  # generations billed by the server more often than recorded
     paid_images: int = 0  # images in answers the engine received
     lost_paid_images: int = 0
+    lost_in: list[str] = field(default_factory=list)  # the generations that lost them
     stuck: list[str] = field(default_factory=list)
     double_stored: int = 0
     orphan_files: int = 0  # files in storage that no record points to
@@ -224,7 +225,7 @@ class LoadReport:
         if self.timed_out:
             out.append(f"timed out after {self.config.timeout:.0f} s")
         if self.lost_paid_images:
-            out.append(f"{self.lost_paid_images} paid image(s) lost")
+            out.append(f"{self.lost_paid_images} paid image(s) lost: {', '.join(self.lost_in[:5])}")
         if self.stuck:
             out.append(f"{len(self.stuck)} record(s) stuck: {', '.join(self.stuck[:5])}")
         if self.double_stored:
@@ -627,11 +628,25 @@ class LoadRun:
                 r.billed_not_received[why] += 1
                 if why == "unexplained":  # a whole answer the engine never recorded
                     r.lost_paid_images += int(answer["n"])
+                    r.lost_in.append(f"{pk} (answer {answer['request_id']} never recorded)")
             stored = images[pk]
             digests = {d for a in received for d in a["images"]}
             paid = sum(int(a["n"]) for a in received)
             r.paid_images += paid
-            r.lost_paid_images += max(0, paid - sum(1 for image in stored if image.sha256 in digests))
+            lost = max(0, paid - sum(1 for image in stored if image.sha256 in digests))
+            if lost:
+                r.lost_paid_images += lost
+                story = "; ".join(
+                    f"attempt {a.number} {a.outcome} {a.provider_request_id[-6:]}"
+                    for a in sorted(rows, key=lambda a: a.number)
+                )
+                calls = "; ".join(
+                    f"{a['request_id'][-6:]} {a['status']} {a['fault']}" for a in answers_of[pk]
+                )
+                r.lost_in.append(
+                    f"{pk} {g.status}/{g.error_code} ({lost} of {paid} received not stored, {len(stored)} stored; "
+                    f"{story}; calls: {calls})"
+                )
             shas = [image.sha256 for image in stored]
             if len(stored) > g.n or len(set(shas)) < len(shas):
                 r.double_stored += 1
@@ -706,6 +721,10 @@ def main() -> None:
         default=d.redis_restart_at,
         help="share submitted at the restart (-1: none)",
     )
+    parser.add_argument("--stale-after", type=int, default=d.stale_after, help="GPTIMAGE['STALE_AFTER']")
+    parser.add_argument(
+        "--reap-interval", type=int, default=d.reap_interval, help="GPTIMAGE['REAP_INTERVAL']"
+    )
     parser.add_argument("--redis-down", type=float, default=d.redis_down, help="seconds Redis stays down")
     parser.add_argument(
         "--retry-maybe-billed", action="store_true", help="RETRY_ON_TIMEOUT and REQUEUE_ABANDONED on"
@@ -719,6 +738,7 @@ def main() -> None:
         concurrency=args.concurrency, submit_rate=args.submit_rate, fault_scale=args.fault_scale, seed=args.seed,
         server_delay=args.server_delay, kill_at=None if args.kill_at < 0 else args.kill_at,
         redis_restart_at=None if args.redis_restart_at < 0 else args.redis_restart_at, redis_down=args.redis_down,
+        stale_after=args.stale_after, reap_interval=args.reap_interval,
         retry_maybe_billed=args.retry_maybe_billed, timeout=args.timeout,
     )  # fmt: skip
 

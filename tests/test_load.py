@@ -14,9 +14,27 @@ import pytest
 
 from benchmarks.bench_load import LoadConfig, LoadRun
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+ROOT = Path(__file__).resolve().parent.parent
+RULES = {"backoff": "backoff", "if configured": "if_configured", "never": "never", "store only": "store_only"}
 
 
+def test_the_fault_table_in_the_docs_says_what_the_code_does() -> None:
+    from django_gptimage.domain.errors import error_info
+
+    text = (ROOT / "docs" / "reliability.md").read_text()
+    rows = [
+        [cell.strip().strip("`") for cell in line.strip("|").split("|")]
+        for line in text.splitlines()
+        if line.startswith("| ") and not line.startswith("| fault")
+    ]
+    assert len(rows) >= 10
+    for fault, code, retried, billed in rows:
+        info = error_info(code)
+        assert (str(info.retry), info.maybe_billed) == (RULES[retried], billed == "yes"), fault
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
 def test_load_with_faults_a_killed_worker_and_a_redis_restart(tmp_path: Path) -> None:
     from django.db import connection
 
