@@ -67,14 +67,15 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
 
     def _dispatch(self) -> None:
-        self.status_sent: int | None = None
+        self.answer: dict[str, Any] | None = None  # this request's entry in the answer log
         try:
             self.server.app._handle(self)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away; nothing to answer
 
     def send_response(self, code: int, message: str | None = None) -> None:
-        self.status_sent = code  # for the answer log
+        if self.answer is not None:
+            self.answer["status"] = code  # before the client can see it
         super().send_response(code, message)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
@@ -212,7 +213,8 @@ class FakeOpenAIServer:
     @property
     def answers(self) -> list[dict[str, Any]]:
         """How each image request was answered, in order: ``request_id``, ``path``, ``prompt``,
-        ``n``, ``status`` (the HTTP status sent; None when the connection was closed without one),
+        ``n``, ``status`` (the HTTP status sent; None when the connection was closed without one, or
+        while it is being answered),
         ``fault`` (the kind that struck, or None), ``billed`` (images were generated for it, as
         OpenAI would bill them, whether or not the client got them: a truncated body, a late
         answer after the client's timeout) and ``images`` (SHA-256 of each image of a JSON answer).
@@ -361,12 +363,10 @@ class FakeOpenAIServer:
             "request_id": request_id, "path": path, "prompt": params.get("prompt"), "n": params.get("n", 1),
             "status": None, "fault": None, "billed": False, "images": [],
         }  # fmt: skip
-        try:
-            self._answer(h, params, answer, parsed, started, enforcing)
-        finally:
-            answer["status"] = h.status_sent
-            with self._lock:
-                self._answers.append(answer)
+        with self._lock:
+            self._answers.append(answer)  # in the order requests arrive, filled in as it is answered
+        h.answer = answer
+        self._answer(h, params, answer, parsed, started, enforcing)
 
     def _answer(
         self,
